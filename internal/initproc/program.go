@@ -1,0 +1,357 @@
+// Package initproc is the child side of a box: a Program of steps that a freshly
+// cloned process runs between clone(2) and execve(2), and the PID-1 reaper that
+// stays behind when the box has its own pid namespace.
+//
+// The child is a fork of the Go parent without a working Go runtime: it may only
+// make raw system calls on memory that the parent prepared. So the steps are
+// data — system calls whose arguments were laid out before the fork, plus a few
+// control steps (wait for the parent, fork, exec, reap) — built by pure code
+// (Builder) and run by one small interpreter (Start). Nothing in the child
+// allocates, takes a lock or grows its stack; TestChildMakesNoCalls checks the
+// compiled interpreter for that.
+//
+// A failing step is reported to the parent over the sync socket as its index
+// and errno, so the parent can say which step failed in words ("mount proc on
+// /proc: operation not permitted") without the child formatting anything.
+package initproc
+
+import (
+	"fmt"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Reg names a register of the interpreter: a slot that holds the result of an
+// earlier step (usually a file descriptor) for use as a later step's argument.
+// The zero Reg means "no register".
+type Reg uint8
+
+// NumRegs is the number of registers, including the unused zero register.
+const NumRegs = 32
+
+type kind uint8
+
+const (
+	kindSyscall  kind = iota // a raw system call
+	kindSync                 // send a message, wait for the parent's reply (maybe an fd)
+	kindSend                 // send a message, maybe with an fd, without waiting
+	kindForkPID1             // clone(CLONE_PARENT): the new process goes on, this one reports its pid and exits
+	kindForkInit             // fork: the child goes on, the parent jumps to the init steps
+	kindInitLoop             // reap children and forward signals until the command exits
+	kindExec                 // execve the first candidate path that exists
+	kindExit                 // exit_group with a code
+)
+
+// Op is one step of a Program.
+type Op struct {
+	kind    kind
+	trap    uintptr
+	args    [6]uintptr
+	regs    [6]Reg // argument i comes from register regs[i] when it is not zero
+	out     Reg    // register that receives the call's result
+	okErrno unix.Errno
+	jump    int32 // on success, continue at this step (0: the next one)
+	exec    *execArgs
+	what    string // what the step does, for error messages; never read by the child
+}
+
+type execArgs struct {
+	paths []*byte // candidate executables, tried in order as execvp does
+	argv  []*byte // NULL-terminated
+	envv  []*byte // NULL-terminated
+}
+
+// Program is the complete list of steps a child runs. Build one with a Builder.
+type Program struct {
+	ops    []Op
+	syncFD int
+	keep   []any // memory that arguments point into
+	recv   *recvArea
+	send   *sendArea
+}
+
+// Len returns the number of steps.
+func (p *Program) Len() int { return len(p.ops) }
+
+// What describes step i, for error messages.
+func (p *Program) What(i int) string {
+	if i < 0 || i >= len(p.ops) {
+		return fmt.Sprintf("step %d", i)
+	}
+	return p.ops[i].what
+}
+
+// IsExec reports whether step i executes the command: its failure means the
+// command could not be started rather than that the box could not be set up.
+func (p *Program) IsExec(i int) bool {
+	return i >= 0 && i < len(p.ops) && p.ops[i].kind == kindExec
+}
+
+// String lists the steps, one per line: what each does and the call it makes.
+func (p *Program) String() string {
+	var sb strings.Builder
+	for i, op := range p.ops {
+		fmt.Fprintf(&sb, "%3d %-10s %s\n", i, op.kind, op.what)
+	}
+	return sb.String()
+}
+
+func (k kind) String() string {
+	switch k {
+	case kindSyscall:
+		return "syscall"
+	case kindSync:
+		return "sync"
+	case kindSend:
+		return "send"
+	case kindForkPID1:
+		return "fork-pid1"
+	case kindForkInit:
+		return "fork-init"
+	case kindInitLoop:
+		return "init-loop"
+	case kindExec:
+		return "exec"
+	case kindExit:
+		return "exit"
+	}
+	return "?"
+}
+
+// Arg is an argument of a step: an immediate value, a pointer into memory kept
+// alive by the Program, or a register.
+type Arg struct {
+	v uintptr
+	r Reg
+}
+
+// Imm is an immediate argument.
+func Imm[T ~int | ~int32 | ~int64 | ~uint | ~uint32 | ~uint64 | ~uintptr](v T) Arg {
+	return Arg{v: uintptr(v)}
+}
+
+// R is an argument taken from register r when the step runs.
+func R(r Reg) Arg { return Arg{r: r} }
+
+// Builder assembles a Program. Its methods describe system calls; none of them
+// touch the kernel.
+type Builder struct {
+	p    *Program
+	used uint32 // bit i set: register i is in use
+}
+
+// NewBuilder starts a Program whose child reports to the parent on syncFD.
+func NewBuilder(syncFD int) *Builder {
+	return &Builder{
+		p:    &Program{syncFD: syncFD, recv: newRecvArea(), send: newSendArea()},
+		used: 1, // register 0 means "none"
+	}
+}
+
+// Program returns the assembled program.
+func (b *Builder) Program() *Program { return b.p }
+
+// Str returns an argument pointing at a NUL-terminated copy of s.
+func (b *Builder) Str(s string) Arg {
+	buf := make([]byte, len(s)+1)
+	copy(buf, s)
+	b.p.keep = append(b.p.keep, buf)
+	return Arg{v: uintptr(unsafe.Pointer(&buf[0]))}
+}
+
+// Bytes returns an argument pointing at a copy of data.
+func (b *Builder) Bytes(data []byte) Arg {
+	if len(data) == 0 {
+		return Arg{}
+	}
+	buf := append([]byte(nil), data...)
+	b.p.keep = append(b.p.keep, buf)
+	return Arg{v: uintptr(unsafe.Pointer(&buf[0]))}
+}
+
+// Ptr returns an argument pointing at *v, which the Program keeps alive.
+// v must not contain Go pointers that the kernel would follow.
+func Ptr[T any](b *Builder, v *T) Arg {
+	b.p.keep = append(b.p.keep, v)
+	return Arg{v: uintptr(unsafe.Pointer(v))}
+}
+
+// NewReg reserves a register.
+func (b *Builder) NewReg() Reg {
+	for i := Reg(1); i < NumRegs; i++ {
+		if b.used&(1<<i) == 0 {
+			b.used |= 1 << i
+			return i
+		}
+	}
+	panic("initproc: out of registers")
+}
+
+// FreeReg releases r without closing what it holds.
+func (b *Builder) FreeReg(r Reg) { b.used &^= 1 << r }
+
+func (b *Builder) add(op Op) *Op {
+	b.p.ops = append(b.p.ops, op)
+	return &b.p.ops[len(b.p.ops)-1]
+}
+
+// Call appends a system call. The returned Step can ask for its result or
+// tolerate an errno.
+func (b *Builder) Call(what string, trap uintptr, args ...Arg) Step {
+	if len(args) > 6 {
+		panic("initproc: more than six arguments")
+	}
+	op := Op{kind: kindSyscall, trap: trap, what: what}
+	for i, a := range args {
+		op.args[i], op.regs[i] = a.v, a.r
+	}
+	b.add(op)
+	return Step{b: b, i: len(b.p.ops) - 1}
+}
+
+// Step refers to an appended step, to refine it.
+type Step struct {
+	b *Builder
+	i int
+}
+
+// Out stores the call's result in a new register and returns it.
+func (s Step) Out() Reg {
+	r := s.b.NewReg()
+	s.b.p.ops[s.i].out = r
+	return r
+}
+
+// OutTo stores the call's result in register r.
+func (s Step) OutTo(r Reg) Step {
+	s.b.p.ops[s.i].out = r
+	return s
+}
+
+// Allow makes errno e count as success (with result 0).
+func (s Step) Allow(e unix.Errno) Step {
+	s.b.p.ops[s.i].okErrno = e
+	return s
+}
+
+// Index is the step's position in the program.
+func (s Step) Index() int { return s.i }
+
+// Label is the index the next appended step will have, as a jump target.
+func (b *Builder) Label() int { return len(b.p.ops) }
+
+// JumpOnSuccess makes a successful call continue at step target instead of the
+// next one. Use PatchJump when the target is not known yet.
+func (s Step) JumpOnSuccess(target int) Step {
+	s.b.p.ops[s.i].jump = int32(target)
+	return s
+}
+
+// PatchJump sets the jump target of step i.
+func (b *Builder) PatchJump(i, target int) { b.p.ops[i].jump = int32(target) }
+
+// Close appends close(r) and frees the register.
+func (b *Builder) Close(r Reg) {
+	b.Call("close fd", unix.SYS_CLOSE, R(r))
+	b.FreeReg(r)
+}
+
+// Sync sends the parent a message of the given kind and waits for its reply.
+// When the parent passes a file descriptor, it lands in the returned register
+// (0 when wantFD is false).
+func (b *Builder) Sync(what string, msg MsgKind, wantFD bool) Reg {
+	op := Op{kind: kindSync, what: what}
+	op.args[0] = uintptr(msg)
+	if wantFD {
+		op.out = b.NewReg()
+	}
+	b.add(op)
+	return op.out
+}
+
+// Send sends the parent a message of the given kind carrying the value of
+// register val (0: none), and the file descriptor in register fd (0: none).
+func (b *Builder) Send(what string, msg MsgKind, val, fd Reg) {
+	op := Op{kind: kindSend, what: what}
+	op.args[0] = uintptr(msg)
+	op.regs[1], op.regs[2] = val, fd
+	b.add(op)
+}
+
+// ForkPID1 forks a process that becomes a child of the parent (CLONE_PARENT)
+// and continues with the next step; the current process reports the new pid
+// (MsgPid) and exits. Use it after entering a pid namespace with
+// setns/unshare, which only affects children.
+func (b *Builder) ForkPID1(what string) {
+	b.add(Op{kind: kindForkPID1, what: what})
+}
+
+// ForkInit forks the command's process, which continues with the next step.
+// The current process stores the command's pid in the returned register and
+// continues at the step given later with SetInitStart.
+func (b *Builder) ForkInit(what string) (pid Reg, step int) {
+	pid = b.NewReg()
+	b.add(Op{kind: kindForkInit, out: pid, what: what})
+	return pid, len(b.p.ops) - 1
+}
+
+// SetInitStart sets where the init branch of the fork at step continues.
+func (b *Builder) SetInitStart(step, target int) { b.p.ops[step].args[0] = uintptr(target) }
+
+// InitLoop reaps children and forwards the signals read from signalfd sfd to
+// the command's process until it exits; then it exits with the command's
+// status (128+N for signal N).
+func (b *Builder) InitLoop(what string, cmd Reg, sfd Arg) {
+	op := Op{kind: kindInitLoop, what: what}
+	op.regs[0] = cmd
+	op.args[1], op.regs[1] = sfd.v, sfd.r
+	b.add(op)
+}
+
+// Exec executes argv with environment env, trying each candidate path in turn
+// as execvp(3) does. It is the last step of a branch.
+func (b *Builder) Exec(what string, paths, argv, env []string) {
+	if len(paths) == 0 || len(argv) == 0 {
+		panic("initproc: exec without a path or argv")
+	}
+	ex := &execArgs{paths: cstrings(paths, false), argv: cstrings(argv, true), envv: cstrings(env, true)}
+	b.p.keep = append(b.p.keep, ex)
+	b.add(Op{kind: kindExec, exec: ex, what: what})
+}
+
+// Exit ends the process with code.
+func (b *Builder) Exit(code int) {
+	op := Op{kind: kindExit, what: "exit"}
+	op.args[0] = uintptr(code)
+	b.add(op)
+}
+
+func cstrings(ss []string, nullTerminated bool) []*byte {
+	out := make([]*byte, 0, len(ss)+1)
+	for _, s := range ss {
+		p, err := unix.BytePtrFromString(s)
+		if err != nil { // a NUL inside: the caller validated, so this is a bug
+			panic("initproc: NUL in string " + fmt.Sprintf("%q", s))
+		}
+		out = append(out, p)
+	}
+	if nullTerminated {
+		out = append(out, nil)
+	}
+	return out
+}
+
+// Validate checks the program's jumps, so the child never indexes out of range.
+func (p *Program) Validate() error {
+	for i, op := range p.ops {
+		if op.jump < 0 || int(op.jump) > len(p.ops) {
+			return fmt.Errorf("step %d (%s): jump to %d out of range", i, op.what, op.jump)
+		}
+		if op.kind == kindForkInit && (op.args[0] <= uintptr(i) || op.args[0] >= uintptr(len(p.ops))) {
+			return fmt.Errorf("step %d (%s): init start %d out of range", i, op.what, op.args[0])
+		}
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+package initproc
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// runProgram builds a program with build, starts it with flags and collects
+// the messages the child sends until end of file, then reaps the child.
+func runProgram(t *testing.T, flags uint64, build func(b *Builder)) (msgs []Msg, status unix.WaitStatus) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, child := fds[0], fds[1]
+	defer unix.Close(parent)
+	b := NewBuilder(child)
+	build(b)
+	pid, pidfd, err := Start(b.Program(), Clone{Flags: flags})
+	unix.Close(child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pidfd)
+	buf := make([]byte, MsgSize)
+	for {
+		n, err := unix.Read(parent, buf)
+		if err != nil || n == 0 {
+			break
+		}
+		m := *(*Msg)(unsafe.Pointer(&buf[0]))
+		msgs = append(msgs, m)
+		if m.Kind == MsgMaps {
+			unix.Write(parent, []byte{0})
+		}
+	}
+	if _, err := unix.Wait4(pid, &status, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	return msgs, status
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("NSBOX_REQUIRE_ALL") != "" {
+			t.Fatal("this test needs root, and NSBOX_REQUIRE_ALL forbids skipping it")
+		}
+		t.Skip("needs root")
+	}
+}
+
+func TestExecAndExitStatus(t *testing.T) {
+	msgs, st := runProgram(t, 0, func(b *Builder) {
+		b.Exec("exec sh", []string{"/nonexistent/sh", "/bin/sh"}, []string{"sh", "-c", "exit 7"}, nil)
+	})
+	if len(msgs) != 0 || st.ExitStatus() != 7 {
+		t.Fatalf("msgs %v, status %v; want none and 7", msgs, st)
+	}
+}
+
+func TestExecNotFoundReportsStep(t *testing.T) {
+	var b0 *Builder
+	msgs, st := runProgram(t, 0, func(b *Builder) {
+		b0 = b
+		b.Call("first", unix.SYS_GETPID)
+		b.Exec("exec nope", []string{"/nonexistent/a", "/nonexistent/b"}, []string{"nope"}, nil)
+	})
+	if len(msgs) != 1 || msgs[0].Kind != MsgError || msgs[0].Op != 1 || unix.Errno(msgs[0].Errno) != unix.ENOENT {
+		t.Fatalf("msgs %+v; want one MsgError for step 1 with ENOENT", msgs)
+	}
+	if !b0.Program().IsExec(1) || st.ExitStatus() != ExitChildFailed {
+		t.Fatalf("status %v", st)
+	}
+}
+
+func TestFailingCallAndAllowedErrno(t *testing.T) {
+	msgs, _ := runProgram(t, 0, func(b *Builder) {
+		b.Call("close a bad fd, tolerated", unix.SYS_CLOSE, Imm(9999)).Allow(unix.EBADF)
+		b.Call("close a bad fd", unix.SYS_CLOSE, Imm(9998))
+		b.Exit(0)
+	})
+	if len(msgs) != 1 || msgs[0].Op != 1 || unix.Errno(msgs[0].Errno) != unix.EBADF {
+		t.Fatalf("msgs %+v; want step 1 failing with EBADF", msgs)
+	}
+}
+
+func TestRegistersAndJumps(t *testing.T) {
+	// Open /dev/null into a register, jump over a failing step, and dup the
+	// register onto fd 1 so that the command's output vanishes.
+	out := captureStdout(t, func() {
+		msgs, st := runProgram(t, 0, func(b *Builder) {
+			null := b.Call("open /dev/null", unix.SYS_OPENAT, Imm(unix.AT_FDCWD), b.Str("/dev/null"), Imm(unix.O_WRONLY)).Out()
+			j := b.Call("getpid", unix.SYS_GETPID)
+			b.Call("never runs", unix.SYS_CLOSE, Imm(9999))
+			j.JumpOnSuccess(b.Label())
+			b.Call("dup to stdout", unix.SYS_DUP3, R(null), Imm(1), Imm(0))
+			b.Exec("exec echo", []string{"/bin/echo"}, []string{"echo", "hidden"}, nil)
+		})
+		if len(msgs) != 0 || st.ExitStatus() != 0 {
+			t.Errorf("msgs %+v status %v", msgs, st)
+		}
+	})
+	if strings.Contains(out, "hidden") {
+		t.Fatalf("output %q escaped /dev/null", out)
+	}
+}
+
+func TestNamespacesAndHostname(t *testing.T) {
+	requireRoot(t)
+	out := captureStdout(t, func() {
+		_, st := runProgram(t, unix.CLONE_NEWUTS, func(b *Builder) {
+			name := "initproc-test"
+			b.Call("set hostname", unix.SYS_SETHOSTNAME, b.Str(name), Imm(len(name)))
+			b.Exec("exec hostname", []string{"/bin/hostname"}, []string{"hostname"}, nil)
+		})
+		if st.ExitStatus() != 0 {
+			t.Errorf("status %v", st)
+		}
+	})
+	if strings.TrimSpace(out) != "initproc-test" {
+		t.Fatalf("hostname in the box = %q", out)
+	}
+	if h, _ := os.Hostname(); h == "initproc-test" {
+		t.Fatal("hostname leaked to the host")
+	}
+}
+
+func TestUserNamespaceSync(t *testing.T) {
+	// The child waits in MsgMaps until the parent answers.
+	msgs, st := runProgram(t, unix.CLONE_NEWUSER, func(b *Builder) {
+		b.Sync("wait for id maps", MsgMaps, false)
+		b.Exit(3)
+	})
+	if len(msgs) != 1 || msgs[0].Kind != MsgMaps || st.ExitStatus() != 3 {
+		t.Fatalf("msgs %+v status %v", msgs, st)
+	}
+}
+
+func TestInitReapsAndPropagatesSignal(t *testing.T) {
+	requireRoot(t)
+	// PID 1 of a new pid namespace forks "sh", which leaves an orphan behind
+	// and kills itself with SIGTERM: the init must exit with 128+15.
+	_, st := runProgram(t, unix.CLONE_NEWPID, func(b *Builder) {
+		var set uint64 = 1<<(unix.SIGCHLD-1) | 1<<(unix.SIGTERM-1)
+		mask := Ptr(b, &set)
+		b.Call("block signals", unix.SYS_RT_SIGPROCMASK, Imm(unix.SIG_BLOCK), mask, Imm(0), Imm(8))
+		sfd := b.Call("signalfd", unix.SYS_SIGNALFD4, Imm(-1), mask, Imm(8), Imm(unix.SFD_CLOEXEC)).Out()
+		pid, fork := b.ForkInit("fork the command")
+		var empty uint64
+		b.Call("unblock signals", unix.SYS_RT_SIGPROCMASK, Imm(unix.SIG_SETMASK), Ptr(b, &empty), Imm(0), Imm(8))
+		b.Exec("exec sh", []string{"/bin/sh"}, []string{"sh", "-c", "sleep 0.2 & kill -TERM $$"}, nil)
+		b.SetInitStart(fork, b.Label())
+		b.InitLoop("reap", pid, R(sfd))
+	})
+	if st.ExitStatus() != 128+15 {
+		t.Fatalf("init exit status %v, want 143", st)
+	}
+}
+
+func TestChildMakesNoCalls(t *testing.T) {
+	// After the fork, start may only call the runtime's fork hooks and raw
+	// system calls. Any other call could grow the stack or allocate, which
+	// kills a forked child.
+	// Test binaries have no symbol table, so build one that has.
+	exe := t.TempDir() + "/initproc.test"
+	if out, err := exec.Command("go", "test", "-c", "-o", exe, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go test -c: %v: %s", err, out)
+	}
+	out, err := exec.Command("go", "tool", "objdump", "-s", `initproc\.start$`, exe).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go tool objdump: %v: %s", err, out)
+	}
+	if !bytes.Contains(out, []byte("TEXT")) {
+		t.Fatal("start not found in the test binary")
+	}
+	allowed := map[string]bool{
+		"syscall.RawSyscall":               true,
+		"syscall.RawSyscall6":              true,
+		"syscall.runtime_BeforeFork":       true,
+		"syscall.runtime_AfterFork":        true,
+		"syscall.runtime_AfterForkInChild": true,
+		"runtime.morestack_noctxt.abi0":    true, // the prologue, before the fork
+		"runtime.gcWriteBarrier2":          false,
+		"runtime.panicIndex":               false,
+	}
+	re := regexp.MustCompile(`CALL ([\w./]+)\(SB\)`)
+	for _, m := range re.FindAllSubmatch(out, -1) {
+		name := string(m[1])
+		if !allowed[name] {
+			t.Errorf("start calls %s, which a forked child must not", name)
+		}
+	}
+}
+
+func captureStdout(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, _ := unix.Dup(1)
+	unix.Dup2(int(w.Fd()), 1)
+	f()
+	unix.Dup2(saved, 1)
+	unix.Close(saved)
+	w.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(r)
+	r.Close()
+	return buf.String()
+}
