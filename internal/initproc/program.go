@@ -258,12 +258,12 @@ func (b *Builder) Close(r Reg) {
 	b.FreeReg(r)
 }
 
-// Sync sends the parent a message of the given kind and waits for its reply.
-// When the parent passes a file descriptor, it lands in the returned register
-// (0 when wantFD is false).
-func (b *Builder) Sync(what string, msg MsgKind, wantFD bool) Reg {
+// Sync sends the parent a message of the given kind with value val and waits
+// for its reply. When the parent passes a file descriptor, it lands in the
+// returned register (0 when wantFD is false).
+func (b *Builder) Sync(what string, msg MsgKind, val int, wantFD bool) Reg {
 	op := Op{kind: kindSync, what: what}
-	op.args[0] = uintptr(msg)
+	op.args[0], op.args[1] = uintptr(msg), uintptr(val)
 	if wantFD {
 		op.out = b.NewReg()
 	}

@@ -137,7 +137,7 @@ func TestNamespacesAndHostname(t *testing.T) {
 func TestUserNamespaceSync(t *testing.T) {
 	// The child waits in MsgMaps until the parent answers.
 	msgs, st := runProgram(t, unix.CLONE_NEWUSER, func(b *Builder) {
-		b.Sync("wait for id maps", MsgMaps, false)
+		b.Sync("wait for id maps", MsgMaps, 0, false)
 		b.Exit(3)
 	})
 	if len(msgs) != 1 || msgs[0].Kind != MsgMaps || st.ExitStatus() != 3 {

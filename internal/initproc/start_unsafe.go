@@ -36,6 +36,9 @@ type cloneArgs struct {
 	cgroup     uint64
 }
 
+// atFDCWD is AT_FDCWD (-100) as a system call argument.
+const atFDCWD = ^uintptr(99)
+
 // ExitChildFailed is the exit status of a child whose step failed.
 const ExitChildFailed = 125
 
@@ -103,6 +106,7 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 		regs     [NumRegs]uintptr
 		r1       uintptr
 		err1     unix.Errno
+		err2     unix.Errno
 		sawAcces bool
 		ex       *execArgs
 		paths    []*byte
@@ -167,7 +171,7 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 			}
 
 		case kindSync:
-			msg = Msg{Kind: MsgKind(a[0]), Op: int32(i)}
+			msg = Msg{Kind: MsgKind(a[0]), Op: int32(i), Val: int32(a[1])}
 			_, _, err1 = syscall.RawSyscall6(unix.SYS_SENDTO, syncFD, uintptr(unsafe.Pointer(&msg)), unsafe.Sizeof(msg), unix.MSG_NOSIGNAL, 0, 0)
 			if err1 != 0 {
 				goto fail
@@ -275,7 +279,13 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 					uintptr(unsafe.Pointer(&argv[0])),
 					uintptr(unsafe.Pointer(&envv[0])))
 				if err1 == unix.EACCES {
-					sawAcces = true
+					// A PATH directory the box may not search does not hold
+					// the command: only an existing file counts as EACCES.
+					_, _, err2 = syscall.RawSyscall(unix.SYS_FACCESSAT, atFDCWD, uintptr(unsafe.Pointer(paths[k])), unix.F_OK)
+					if err2 == 0 {
+						sawAcces = true
+					}
+					err1 = unix.ENOENT
 					continue
 				}
 				if err1 != unix.ENOENT && err1 != unix.ENOTDIR {

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox"
+)
+
+// boxArg parses the flags of a verb that takes one box id (plus extra
+// positional arguments up to max).
+func boxArgs(g *global, fs *flagSet, args []string, min, max int) ([]string, int, bool) {
+	pos, rest, _, err := fs.parse(args)
+	if errors.Is(err, errHelp) {
+		fmt.Print(fs.help())
+		return nil, 0, false
+	}
+	if err != nil {
+		return nil, fail(g, err), false
+	}
+	pos = append(pos, rest...)
+	if len(pos) < min || len(pos) > max {
+		return nil, fail(g, fs.errorf("want %s", fs.usage)), false
+	}
+	return pos, 0, true
+}
+
+func cmdList(g *global, args []string) int {
+	var format string
+	var quiet bool
+	fs := newFlagSet("list", "[--format table|json] [--quiet]", "List the boxes in the state directory.")
+	fs.stringVar(&format, "format", "f", "table|json", "output format")
+	fs.boolVar(&quiet, "quiet", "q", "print only the ids")
+	if _, code, ok := boxArgs(g, fs, args, 0, 0); !ok {
+		return code
+	}
+	rt, err := nsbox.New(g.root)
+	if err != nil {
+		return fail(g, err)
+	}
+	boxes, err := rt.List()
+	if err != nil {
+		return fail(g, err)
+	}
+	switch {
+	case quiet:
+		for _, b := range boxes {
+			fmt.Println(b.ID)
+		}
+	case format == "json":
+		type entry struct {
+			Version     string            `json:"ociVersion"`
+			ID          string            `json:"id"`
+			Pid         int               `json:"pid"`
+			Status      string            `json:"status"`
+			Bundle      string            `json:"bundle"`
+			Rootfs      string            `json:"rootfs"`
+			Created     time.Time         `json:"created"`
+			Owner       string            `json:"owner"`
+			Annotations map[string]string `json:"annotations,omitempty"`
+		}
+		out := []entry{}
+		for _, b := range boxes {
+			e := entry{Version: b.Version, ID: b.ID, Pid: b.Pid, Status: string(b.Status), Bundle: b.Bundle,
+				Created: b.Created, Owner: ownerName(b.Owner), Annotations: b.Annotations}
+			if b.Config != nil && b.Config.Root != nil {
+				e.Rootfs = b.Config.Root.Path
+			}
+			if b.Status == "stopped" {
+				e.Pid = 0
+			}
+			out = append(out, e)
+		}
+		json.NewEncoder(os.Stdout).Encode(out)
+	case format == "" || format == "table":
+		w := tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0)
+		fmt.Fprintln(w, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER")
+		for _, b := range boxes {
+			pid := b.Pid
+			if b.Status == "stopped" {
+				pid = 0
+			}
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", b.ID, pid, b.Status, b.Bundle, b.Created.Format(time.RFC3339Nano), ownerName(b.Owner))
+		}
+		w.Flush()
+	default:
+		return fail(g, fs.errorf("--format %q: want table or json", format))
+	}
+	return 0
+}
+
+func ownerName(uid int) string {
+	b, err := os.ReadFile("/etc/passwd")
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Split(line, ":")
+			if len(f) > 2 && f[2] == strconv.Itoa(uid) {
+				return f[0]
+			}
+		}
+	}
+	return "#" + strconv.Itoa(uid)
+}
+
+func cmdState(g *global, args []string) int {
+	fs := newFlagSet("state", "ID", "Print the OCI state of a box as JSON.")
+	pos, code, ok := boxArgs(g, fs, args, 1, 1)
+	if !ok {
+		return code
+	}
+	rt, err := nsbox.New(g.root)
+	if err != nil {
+		return fail(g, err)
+	}
+	st, err := rt.State(pos[0])
+	if err != nil {
+		return fail(g, err)
+	}
+	out := st.State
+	if out.Status == "stopped" {
+		out.Pid = 0
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	fmt.Println(string(b))
+	return 0
+}
+
+func cmdKill(g *global, args []string) int {
+	var all bool
+	fs := newFlagSet("kill", "ID [SIGNAL]", "Send SIGNAL (default SIGTERM; a name or a number) to a box.")
+	fs.boolVar(&all, "all", "a", "signal every process of the box")
+	pos, code, ok := boxArgs(g, fs, args, 1, 2)
+	if !ok {
+		return code
+	}
+	sig := unix.SIGTERM
+	if len(pos) == 2 {
+		s, err := parseSignal(pos[1])
+		if err != nil {
+			return fail(g, err)
+		}
+		sig = s
+	}
+	rt, err := nsbox.New(g.root)
+	if err != nil {
+		return fail(g, err)
+	}
+	if err := rt.Kill(pos[0], sig); err != nil {
+		return fail(g, err)
+	}
+	return 0
+}
+
+// parseSignal accepts "TERM", "SIGTERM", "sigterm" or "15".
+func parseSignal(v string) (unix.Signal, error) {
+	if n, err := strconv.Atoi(v); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("invalid signal %q", v)
+		}
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(v)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if s := unix.SignalNum(name); s != 0 {
+		return s, nil
+	}
+	return 0, fmt.Errorf("invalid signal %q", v)
+}
+
+func cmdDelete(g *global, args []string) int {
+	var force bool
+	fs := newFlagSet("delete", "[--force] ID", "Remove a stopped box; with --force, kill it first if it runs.")
+	fs.boolVar(&force, "force", "f", "kill the box if it runs")
+	pos, code, ok := boxArgs(g, fs, args, 1, 1)
+	if !ok {
+		return code
+	}
+	rt, err := nsbox.New(g.root)
+	if err != nil {
+		return fail(g, err)
+	}
+	if err := rt.Delete(pos[0], force); err != nil {
+		if force && errors.Is(err, nsbox.ErrNotExist) {
+			return 0 // as runc: delete --force of a missing container succeeds
+		}
+		return fail(g, err)
+	}
+	return 0
+}

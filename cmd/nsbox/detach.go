@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox"
+)
+
+// monitorVerb is the hidden verb of the process that owns a detached box:
+// it starts the box, waits for it and removes its record when it ends.
+const monitorVerb = "__monitor"
+
+type monitorRequest struct {
+	Root    string             `json:"root"`
+	ID      string             `json:"id"`
+	Spec    *specs.Spec        `json:"spec"`
+	Options nsbox.StartOptions `json:"options"`
+}
+
+// detach hands the box to a monitor process in its own session and prints
+// the box id once the box runs.
+func detach(g *global, id string, s *specs.Spec, opts nsbox.StartOptions) int {
+	if opts.PreserveFDs > 0 {
+		return fail(g, &usageError{"--preserve-fds cannot be combined with --detach"})
+	}
+	status, statusW, err := os.Pipe()
+	if err != nil {
+		return fail(g, err)
+	}
+	reqR, reqW, err := os.Pipe()
+	if err != nil {
+		return fail(g, err)
+	}
+	cmd := exec.Command("/proc/self/exe", monitorVerb)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{statusW, reqR} // fds 3 and 4
+	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fail(g, fmt.Errorf("start the box's monitor: %w", err))
+	}
+	statusW.Close()
+	reqR.Close()
+	err = json.NewEncoder(reqW).Encode(monitorRequest{Root: g.root, ID: id, Spec: s, Options: opts})
+	reqW.Close()
+	if err != nil {
+		return fail(g, err)
+	}
+	out, _ := io.ReadAll(status)
+	msg := strings.TrimSpace(string(out))
+	if msg != "ok" {
+		cmd.Wait()
+		if msg == "" {
+			msg = "the box's monitor exited before starting it"
+		}
+		logError(g, fmt.Errorf("%s", msg))
+		return exitError
+	}
+	cmd.Process.Release()
+	fmt.Println(id)
+	return 0
+}
+
+func cmdMonitor(args []string) int {
+	status := os.NewFile(3, "status")
+	reqFile := os.NewFile(4, "request")
+	var req monitorRequest
+	err := json.NewDecoder(reqFile).Decode(&req)
+	reqFile.Close()
+	if err != nil {
+		fmt.Fprintf(status, "monitor: read request: %v\n", err)
+		return exitError
+	}
+	rt, err := nsbox.New(req.Root)
+	if err != nil {
+		fmt.Fprintln(status, err)
+		return exitError
+	}
+	box, err := rt.Start(req.ID, req.Spec, req.Options)
+	if err != nil {
+		fmt.Fprintln(status, err)
+		return exitError
+	}
+	fmt.Fprintln(status, "ok")
+	status.Close()
+	// The box has its own copies of the standard streams; the monitor keeps
+	// none, so a terminal or pipe closes when the box is done with it.
+	if null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0); err == nil {
+		for fd := 0; fd < 3; fd++ {
+			unix.Dup2(int(null.Fd()), fd)
+		}
+		null.Close()
+	}
+	code, _ := box.Wait()
+	return code
+}

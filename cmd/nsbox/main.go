@@ -1,0 +1,194 @@
+// Command nsbox runs processes in fresh Linux namespaces: `nsbox run -- CMD`
+// for an isolated process in one command, and runc's command line for OCI
+// bundles. It is a thin layer over package nsbox.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nsbox/nsbox"
+)
+
+// Exit statuses of nsbox itself. The command's own status is passed through
+// unchanged, so nsbox's errors use the values podman uses.
+const (
+	exitError       = 125 // nsbox failed: bad input or set-up
+	exitCannotExec  = 126 // the command exists but cannot be executed
+	exitNotFound    = 127 // the command does not exist
+	exitUsageAsRunc = 1   // OCI verbs fail with 1, as runc does
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+// global holds runc's global flags.
+type global struct {
+	root          string
+	logPath       string
+	logFormat     string
+	debug         bool
+	systemdCgroup bool
+	rootless      string
+	log           io.Writer
+}
+
+type verb struct {
+	name  string
+	about string
+	run   func(g *global, args []string) int
+}
+
+var verbs []verb
+
+func init() {
+	verbs = []verb{
+		{"run", "run a command in a new box, or an OCI bundle", cmdRun},
+		{"list", "list boxes", cmdList},
+		{"state", "print the state of a box as JSON", cmdState},
+		{"kill", "send a signal to a box", cmdKill},
+		{"delete", "remove a stopped box (--force: any box)", cmdDelete},
+	}
+}
+
+func main() {
+	os.Exit(mainArgs(os.Args[1:]))
+}
+
+func mainArgs(args []string) int {
+	if len(args) > 0 && args[0] == monitorVerb {
+		return cmdMonitor(args[1:])
+	}
+	g := &global{logFormat: "text", log: io.Discard}
+	gfs := newFlagSet("", "[global flags] VERB [flags] [args]", "")
+	gfs.stringVar(&g.root, "root", "", "DIR", "state directory (default /run/nsbox, or $XDG_RUNTIME_DIR/nsbox)")
+	gfs.stringVar(&g.logPath, "log", "", "FILE", "also write errors to FILE")
+	gfs.stringVar(&g.logFormat, "log-format", "", "text|json", "format of --log")
+	gfs.boolVar(&g.debug, "debug", "", "print the child's set-up steps")
+	gfs.boolVar(&g.systemdCgroup, "systemd-cgroup", "", "use systemd for cgroups (not supported yet)")
+	gfs.stringVar(&g.rootless, "rootless", "", "true|false|auto", "accepted for runc compatibility")
+	var showVersion bool
+	gfs.boolVar(&showVersion, "version", "v", "print the version")
+
+	// Global flags come before the verb.
+	i := 0
+	for i < len(args) && strings.HasPrefix(args[i], "-") {
+		d := gfs.byKey[strings.SplitN(args[i], "=", 2)[0]]
+		if d == nil || args[i] == "--" {
+			break
+		}
+		n := 1
+		if d.arg != "" && !strings.Contains(args[i], "=") {
+			n = 2
+		}
+		if i+n > len(args) {
+			return fail(g, &usageError{"flag " + args[i] + " needs a value"})
+		}
+		if _, _, _, err := gfs.parse(args[i : i+n]); err != nil {
+			return fail(g, err)
+		}
+		i += n
+	}
+	args = args[i:]
+	if g.logPath != "" {
+		f, err := os.OpenFile(g.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return fail(g, fmt.Errorf("--log: %w", err))
+		}
+		defer f.Close()
+		g.log = f
+	}
+	if g.logFormat != "text" && g.logFormat != "json" {
+		return fail(g, &usageError{fmt.Sprintf("--log-format %q: want text or json", g.logFormat)})
+	}
+	if showVersion {
+		fmt.Printf("nsbox version %s\nspec: %s\n", versionString(), specVersion())
+		return 0
+	}
+	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
+		fmt.Print(usage())
+		if len(args) == 0 {
+			return exitError
+		}
+		return 0
+	}
+	if strings.HasPrefix(args[0], "-") {
+		return fail(g, &usageError{fmt.Sprintf("unknown global flag %s (see 'nsbox --help')", args[0])})
+	}
+	for _, v := range verbs {
+		if v.name == args[0] {
+			return v.run(g, args[1:])
+		}
+	}
+	return fail(g, &usageError{fmt.Sprintf("unknown command %q (see 'nsbox --help')", args[0])})
+}
+
+func usage() string {
+	var b strings.Builder
+	b.WriteString(`nsbox runs processes in fresh Linux namespaces.
+
+Usage:
+  nsbox run [flags] -- CMD [ARG...]   run CMD in a new box (host / read-only, rootless-capable)
+  nsbox run [--bundle DIR] ID          run the OCI bundle DIR (default: .) as box ID
+  nsbox [global flags] VERB ...
+
+Verbs:
+`)
+	vs := append([]verb(nil), verbs...)
+	sort.Slice(vs, func(i, j int) bool { return vs[i].name < vs[j].name })
+	for _, v := range vs {
+		fmt.Fprintf(&b, "  %-8s %s\n", v.name, v.about)
+	}
+	b.WriteString(`
+Global flags:
+  --root DIR           state directory
+  --log FILE           also write errors to FILE (--log-format text|json)
+  --debug              print the child's set-up steps
+  -v, --version        print the version
+
+Run 'nsbox VERB --help' for the flags of a verb.
+`)
+	return b.String()
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func specVersion() string { return nsbox.SpecVersion }
+
+// fail reports err on stderr (and in --log) and returns the exit status for
+// it: 125 for nsbox's own errors.
+func fail(g *global, err error) int {
+	if errors.Is(err, errHelp) {
+		return 0
+	}
+	logError(g, err)
+	return exitError
+}
+
+func logError(g *global, err error) {
+	fmt.Fprintln(os.Stderr, "nsbox: "+err.Error())
+	if g == nil || g.log == nil || g.log == io.Discard {
+		return
+	}
+	if g.logFormat == "json" {
+		b, _ := json.Marshal(map[string]string{"level": "error", "msg": err.Error(), "time": time.Now().UTC().Format(time.RFC3339Nano)})
+		fmt.Fprintln(g.log, string(b))
+		return
+	}
+	fmt.Fprintf(g.log, "time=%q level=error msg=%q\n", time.Now().UTC().Format(time.RFC3339Nano), err.Error())
+}

@@ -1,0 +1,243 @@
+package rootfs
+
+import (
+	"path"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/initproc"
+)
+
+// ParentTrees collects the trees the parent must make for the child
+// (id-mapped mounts need privileges the child lacks). The child asks for tree
+// i with MsgWantFD(i).
+type ParentTrees struct {
+	Trees []Mount
+}
+
+func (pt *ParentTrees) add(m Mount) int {
+	pt.Trees = append(pt.Trees, m)
+	return len(pt.Trees) - 1
+}
+
+// Emitter appends the steps of a Plan to a program.
+type Emitter struct {
+	b      *initproc.Builder
+	root   initproc.Reg
+	parent *ParentTrees
+}
+
+// Emit appends the steps that build the box's filesystem and pivot into it.
+// Before: the process is in its new mount namespace. After: "/" is the box's
+// root, the host's is detached, and the working directory is "/".
+func (p *Plan) Emit(b *initproc.Builder, parent *ParentTrees) {
+	e := &Emitter{b: b, parent: parent}
+	b.Call("make the mount namespace "+propName(p.Propagation), unix.SYS_MOUNT,
+		initproc.Imm(0), b.Str("/"), initproc.Imm(0), initproc.Imm(unix.MS_REC|p.Propagation), initproc.Imm(0))
+
+	// Clone the root tree, make it read-only if asked, and stack it on "/".
+	if p.RootFromParent {
+		e.root = b.Sync("receive the root tree "+p.Root, initproc.MsgWantFD,
+			parent.add(Mount{Kind: Bind, Source: p.Root, Target: "/", Recursive: true, IDMap: p.RootIDMap}), true)
+	} else {
+		e.root = b.Call("clone the root tree "+p.Root, unix.SYS_OPEN_TREE, initproc.Imm(unix.AT_FDCWD), b.Str(p.Root),
+			initproc.Imm(unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)).Out()
+	}
+	attr := &unix.MountAttr{Propagation: unix.MS_PRIVATE}
+	what := "make the root tree private"
+	if p.RootRecursiveRO {
+		attr.Attr_set = unix.MOUNT_ATTR_RDONLY
+		what = "make the root tree read-only"
+	}
+	e.setattr(what, e.root, unix.AT_RECURSIVE, attr)
+	b.Call("attach the root tree", unix.SYS_MOVE_MOUNT, initproc.R(e.root), b.Str(""),
+		initproc.Imm(unix.AT_FDCWD), b.Str("/"), initproc.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH))
+
+	for _, m := range p.Mounts {
+		e.mount(m)
+	}
+	e.devices(p)
+
+	b.Call("enter the new root", unix.SYS_FCHDIR, initproc.R(e.root))
+	b.Call("pivot_root into "+p.Root, unix.SYS_PIVOT_ROOT, b.Str("."), b.Str("."))
+	b.Call("detach the old root", unix.SYS_UMOUNT2, b.Str("."), initproc.Imm(unix.MNT_DETACH))
+	b.Close(e.root)
+	if p.RootRO {
+		e.setattrPath("make the root read-only", "/", 0, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
+	}
+	if p.RootPropagation != 0 {
+		b.Call("make the root "+propName(p.RootPropagation), unix.SYS_MOUNT,
+			initproc.Imm(0), b.Str("/"), initproc.Imm(0), initproc.Imm(unix.MS_REC|p.RootPropagation), initproc.Imm(0))
+	}
+}
+
+func propName(p uintptr) string {
+	switch p {
+	case unix.MS_PRIVATE:
+		return "private"
+	case unix.MS_SLAVE:
+		return "slave"
+	case unix.MS_SHARED:
+		return "shared"
+	case unix.MS_UNBINDABLE:
+		return "unbindable"
+	}
+	return "?"
+}
+
+func (e *Emitter) setattr(what string, fd initproc.Reg, flags uintptr, attr *unix.MountAttr) {
+	e.b.Call(what, unix.SYS_MOUNT_SETATTR, initproc.R(fd), e.b.Str(""), initproc.Imm(unix.AT_EMPTY_PATH|flags),
+		initproc.Ptr(e.b, attr), initproc.Imm(unsafe.Sizeof(*attr)))
+}
+
+func (e *Emitter) setattrPath(what, p string, flags uintptr, attr *unix.MountAttr) {
+	e.b.Call(what, unix.SYS_MOUNT_SETATTR, initproc.Imm(unix.AT_FDCWD), e.b.Str(p), initproc.Imm(flags),
+		initproc.Ptr(e.b, attr), initproc.Imm(unsafe.Sizeof(*attr)))
+}
+
+// resolveHow is how every path inside the box is opened: beneath its root,
+// never through /proc magic links.
+func resolveHow(b *initproc.Builder, flags uint64) initproc.Arg {
+	return initproc.Ptr(b, &unix.OpenHow{
+		Flags:   flags | unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+}
+
+// open resolves p (absolute, inside the box) to an O_PATH fd in a new
+// register. With create, missing directories are made (and a missing final
+// component is made as a directory, or as an empty file when file is set).
+func (e *Emitter) open(p string, file, create bool) initproc.Reg {
+	b := e.b
+	rel := strings.TrimPrefix(p, "/")
+	var dirFlag uint64 = unix.O_DIRECTORY
+	if file {
+		dirFlag = 0
+	}
+	t := b.NewReg()
+	first := b.Call("resolve "+p+" in the box", unix.SYS_OPENAT2, initproc.R(e.root), b.Str(rel),
+		resolveHow(b, dirFlag), initproc.Imm(unix.SizeofOpenHow)).OutTo(t)
+	if !create {
+		return t
+	}
+	first.Allow(unix.ENOENT)
+	comps := strings.Split(rel, "/")
+	dir := e.root
+	for k, c := range comps[:len(comps)-1] {
+		prefix := strings.Join(comps[:k+1], "/")
+		b.Call("create directory /"+prefix, unix.SYS_MKDIRAT, initproc.R(dir), b.Str(c), initproc.Imm(0o755)).Allow(unix.EEXIST)
+		next := b.Call("resolve /"+prefix+" in the box", unix.SYS_OPENAT2, initproc.R(e.root), b.Str(prefix),
+			resolveHow(b, unix.O_DIRECTORY), initproc.Imm(unix.SizeofOpenHow)).Out()
+		if dir != e.root {
+			b.Close(dir)
+		}
+		dir = next
+	}
+	last := comps[len(comps)-1]
+	if file {
+		f := b.Call("create "+p, unix.SYS_OPENAT, initproc.R(dir), b.Str(last),
+			initproc.Imm(unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC), initproc.Imm(0o644)).Out()
+		b.Close(f)
+	} else {
+		b.Call("create directory "+p, unix.SYS_MKDIRAT, initproc.R(dir), b.Str(last), initproc.Imm(0o755)).Allow(unix.EEXIST)
+	}
+	if dir != e.root {
+		b.Close(dir)
+	}
+	b.Call("resolve "+p+" in the box", unix.SYS_OPENAT2, initproc.R(e.root), b.Str(rel),
+		resolveHow(b, dirFlag), initproc.Imm(unix.SizeofOpenHow)).OutTo(t)
+	b.PatchJump(first.Index(), b.Label())
+	return t
+}
+
+func (e *Emitter) mount(m Mount) {
+	b := e.b
+	what := m.Describe()
+	target := e.open(m.Target, m.File, true)
+	switch m.Kind {
+	case New:
+		b.Call(what, unix.SYS_FCHDIR, initproc.R(target))
+		b.Call(what, unix.SYS_MOUNT, b.Str(m.Source), b.Str("."), b.Str(m.FSType), initproc.Imm(m.Flags), dataArg(b, m.Data))
+		if m.Propagation != 0 || m.AttrSet != 0 || m.AttrClear != 0 {
+			// Reopen the target: the fd still names the directory underneath.
+			top := e.open(m.Target, false, false)
+			e.setattr(what, top, 0, &unix.MountAttr{Attr_set: m.AttrSet, Attr_clr: m.AttrClear, Propagation: uint64(m.Propagation)})
+			b.Close(top)
+		}
+	case Bind:
+		var tree initproc.Reg
+		if m.FromParent {
+			tree = b.Sync("receive the id-mapped tree of "+m.Source, initproc.MsgWantFD, e.parent.add(m), true)
+		} else {
+			flags := uintptr(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+			if m.Recursive {
+				flags |= unix.AT_RECURSIVE
+			}
+			tree = b.Call(what, unix.SYS_OPEN_TREE, initproc.Imm(unix.AT_FDCWD), b.Str(m.Source), initproc.Imm(flags)).Out()
+		}
+		if m.AttrSet != 0 || m.AttrClear != 0 || (m.Propagation != 0 && !m.RecursiveProp) {
+			prop := uint64(0)
+			if !m.RecursiveProp {
+				prop = uint64(m.Propagation)
+			}
+			e.setattr(what, tree, 0, &unix.MountAttr{Attr_set: m.AttrSet, Attr_clr: m.AttrClear, Propagation: prop})
+		}
+		if m.RecSet != 0 || m.RecClear != 0 || (m.Propagation != 0 && m.RecursiveProp) {
+			prop := uint64(0)
+			if m.RecursiveProp {
+				prop = uint64(m.Propagation)
+			}
+			e.setattr(what, tree, unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: m.RecSet, Attr_clr: m.RecClear, Propagation: prop})
+		}
+		b.Call(what, unix.SYS_MOVE_MOUNT, initproc.R(tree), b.Str(""), initproc.R(target), b.Str(""),
+			initproc.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH))
+		b.Close(tree)
+	}
+	b.Close(target)
+}
+
+func dataArg(b *initproc.Builder, data string) initproc.Arg {
+	if data == "" {
+		return initproc.Imm(0)
+	}
+	return b.Str(data)
+}
+
+// devices creates the device nodes and links of /dev: real nodes when the box
+// may make them, otherwise bind mounts of the host's nodes (as bubblewrap
+// does in a user namespace).
+func (e *Emitter) devices(p *Plan) {
+	b := e.b
+	for _, d := range p.Devices {
+		what := "create " + d.Path
+		if p.UserNS {
+			target := e.open(d.Path, true, true)
+			tree := b.Call(what, unix.SYS_OPEN_TREE, initproc.Imm(unix.AT_FDCWD), b.Str(d.Path),
+				initproc.Imm(unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)).Out()
+			b.Call(what, unix.SYS_MOVE_MOUNT, initproc.R(tree), b.Str(""), initproc.R(target), b.Str(""),
+				initproc.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH))
+			b.Close(tree)
+			b.Close(target)
+			continue
+		}
+		dir := e.open(path.Dir(d.Path), false, true)
+		name := path.Base(d.Path)
+		b.Call(what, unix.SYS_MKNODAT, initproc.R(dir), b.Str(name), initproc.Imm(d.Type|d.Mode),
+			initproc.Imm(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))).Allow(unix.EEXIST)
+		if d.UID != 0 || d.GID != 0 {
+			b.Call("chown "+d.Path, unix.SYS_FCHOWNAT, initproc.R(dir), b.Str(name), initproc.Imm(d.UID), initproc.Imm(d.GID),
+				initproc.Imm(unix.AT_SYMLINK_NOFOLLOW))
+		}
+		b.Close(dir)
+	}
+	for _, l := range p.Symlinks {
+		dir := e.open(path.Dir(l.Path), false, false)
+		b.Call("link "+l.Path+" to "+l.Target, unix.SYS_SYMLINKAT, b.Str(l.Target), initproc.R(dir), b.Str(path.Base(l.Path))).Allow(unix.EEXIST)
+		b.Close(dir)
+	}
+	if p.Console {
+		e.b.Close(e.open("/dev/console", true, true))
+	}
+}

@@ -1,0 +1,317 @@
+// Package rootfs plans the filesystem view of a box — its root, the mounts of
+// the spec, a minimal /dev — as plain data (Plan), and emits that plan as
+// steps for the box's first process (Emit). Paths inside the box are always
+// resolved beneath its root, never through symlinks that lead out of it.
+package rootfs
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Context is what the plan depends on besides the spec.
+type Context struct {
+	// UserNS: the box runs in a user namespace that is not the host's. It
+	// cannot create device nodes, and may only mount proc, sysfs and mqueue
+	// for namespaces its user namespace owns.
+	UserNS bool
+	// OwnPID, OwnNet, OwnIPC: the box has new pid, network and IPC
+	// namespaces (owned by its user namespace).
+	OwnPID, OwnNet, OwnIPC bool
+	// TTYGroup: group 5 (tty) exists inside the box, for devpts' gid=5.
+	TTYGroup bool
+	// Terminal: the box gets a terminal, so /dev/console is made.
+	Terminal bool
+}
+
+// Kind is how a mount is made.
+type Kind int
+
+const (
+	New  Kind = iota // mount(2) of a filesystem
+	Bind             // a clone of a host tree, attached with move_mount
+)
+
+// Mount is one mount to make in the box.
+type Mount struct {
+	Kind   Kind
+	Source string // the filesystem's source, or the host path to bind
+	Target string // absolute, clean path inside the box
+	FSType string
+	Flags  uintptr // mount(2) flags, for New
+	Data   string
+	// For Bind:
+	Recursive bool
+	AttrSet   uint64 // mount_setattr on the top mount
+	AttrClear uint64
+	RecSet    uint64 // mount_setattr on the whole tree
+	RecClear  uint64
+	File      bool // the source is not a directory
+	// Made by the parent (id-mapped): the child receives the detached tree.
+	FromParent bool
+	IDMap      *IDMap
+	// For both: propagation to set afterwards.
+	Propagation   uintptr
+	RecursiveProp bool
+	TmpCopyUp     bool
+}
+
+// IDMap is the id mapping of an id-mapped mount.
+type IDMap struct {
+	UIDs, GIDs []specs.LinuxIDMapping
+}
+
+// Device is a device node to provide in /dev.
+type Device struct {
+	Path         string // absolute path inside the box
+	Type         uint32 // unix.S_IFCHR or unix.S_IFBLK
+	Major, Minor int64
+	Mode         uint32
+	UID, GID     uint32
+}
+
+// Symlink is a symbolic link to create.
+type Symlink struct{ Target, Path string }
+
+// Plan is the whole filesystem set-up of a box.
+type Plan struct {
+	// Root is the host directory that becomes the box's root; "/" for the
+	// host's own root.
+	Root string
+	// RootRecursiveRO makes the whole root tree read-only before anything is
+	// mounted on it (the host root).
+	RootRecursiveRO bool
+	// RootRO makes the root mount read-only after everything is mounted
+	// (OCI root.readonly).
+	RootRO bool
+	// RootFromParent: the parent prepares the root tree (id-mapped).
+	RootFromParent bool
+	RootIDMap      *IDMap
+	// Propagation is applied to "/" of the box's mount namespace before
+	// anything else (MS_PRIVATE or MS_SLAVE, recursively), and
+	// RootPropagation to the box's root afterwards (0: leave).
+	Propagation     uintptr
+	RootPropagation uintptr
+	Mounts          []Mount
+	Devices         []Device
+	Symlinks        []Symlink
+	Console         bool // bind the terminal onto /dev/console
+	// UserNS: device nodes are bind-mounted from the host instead of made.
+	UserNS bool
+}
+
+// DefaultDevices are the devices the OCI runtime spec requires in every box.
+var DefaultDevices = []Device{
+	{Path: "/dev/null", Type: unix.S_IFCHR, Major: 1, Minor: 3, Mode: 0o666},
+	{Path: "/dev/zero", Type: unix.S_IFCHR, Major: 1, Minor: 5, Mode: 0o666},
+	{Path: "/dev/full", Type: unix.S_IFCHR, Major: 1, Minor: 7, Mode: 0o666},
+	{Path: "/dev/random", Type: unix.S_IFCHR, Major: 1, Minor: 8, Mode: 0o666},
+	{Path: "/dev/urandom", Type: unix.S_IFCHR, Major: 1, Minor: 9, Mode: 0o666},
+	{Path: "/dev/tty", Type: unix.S_IFCHR, Major: 5, Minor: 0, Mode: 0o666},
+}
+
+// PlanFor builds the filesystem plan of spec s. It does not touch the
+// filesystem; the caller has resolved s.Root.Path to an absolute host path.
+func PlanFor(s *specs.Spec, ctx Context) (*Plan, error) {
+	if s.Root == nil || s.Root.Path == "" {
+		return nil, fmt.Errorf("root.path is required")
+	}
+	p := &Plan{Root: path.Clean(s.Root.Path), Propagation: unix.MS_PRIVATE, UserNS: ctx.UserNS}
+	if p.Root == "/" {
+		p.RootRecursiveRO = s.Root.Readonly
+	} else {
+		p.RootRO = s.Root.Readonly
+	}
+	if s.Linux != nil && s.Linux.RootfsPropagation != "" {
+		prop, ok := propagation[strings.TrimPrefix(s.Linux.RootfsPropagation, "r")]
+		if !ok {
+			return nil, fmt.Errorf("linux.rootfsPropagation: unknown value %q", s.Linux.RootfsPropagation)
+		}
+		p.RootPropagation = prop
+		if prop == unix.MS_SHARED {
+			// A shared root needs a shared "/" above it to propagate.
+			p.Propagation = unix.MS_SLAVE
+		}
+	}
+
+	devMounted := false
+	for i, m := range s.Mounts {
+		mt, err := planMount(m, ctx)
+		if err != nil {
+			return nil, fmt.Errorf("mounts[%d] (%s): %w", i, m.Destination, err)
+		}
+		if mt.Target == "/dev" {
+			devMounted = mt.Kind == New
+		}
+		p.Mounts = append(p.Mounts, mt)
+	}
+
+	// The devices and links the spec requires in /dev, when /dev is ours.
+	if devMounted {
+		p.Devices = append(p.Devices, DefaultDevices...)
+		p.Symlinks = append(p.Symlinks,
+			Symlink{"/proc/self/fd", "/dev/fd"},
+			Symlink{"/proc/self/fd/0", "/dev/stdin"},
+			Symlink{"/proc/self/fd/1", "/dev/stdout"},
+			Symlink{"/proc/self/fd/2", "/dev/stderr"},
+		)
+		if hasMount(p.Mounts, "/dev/pts", "devpts") {
+			p.Symlinks = append(p.Symlinks, Symlink{"pts/ptmx", "/dev/ptmx"})
+		}
+		p.Console = ctx.Terminal
+	}
+	if s.Linux != nil {
+		for _, d := range s.Linux.Devices {
+			dev, err := planDevice(d)
+			if err != nil {
+				return nil, err
+			}
+			p.Devices = replaceDevice(p.Devices, dev)
+		}
+	}
+	return p, nil
+}
+
+func hasMount(ms []Mount, target, fstype string) bool {
+	for _, m := range ms {
+		if m.Target == target && m.FSType == fstype {
+			return true
+		}
+	}
+	return false
+}
+
+func replaceDevice(ds []Device, d Device) []Device {
+	for i := range ds {
+		if ds[i].Path == d.Path {
+			ds[i] = d
+			return ds
+		}
+	}
+	return append(ds, d)
+}
+
+func planDevice(d specs.LinuxDevice) (Device, error) {
+	dev := Device{Path: path.Clean(d.Path), Major: d.Major, Minor: d.Minor, Mode: 0o666}
+	if !path.IsAbs(d.Path) || !strings.HasPrefix(dev.Path, "/dev/") {
+		return dev, fmt.Errorf("linux.devices: path %q must be absolute and under /dev", d.Path)
+	}
+	switch d.Type {
+	case "c", "u":
+		dev.Type = unix.S_IFCHR
+	case "b":
+		dev.Type = unix.S_IFBLK
+	case "p":
+		dev.Type = unix.S_IFIFO
+	default:
+		return dev, fmt.Errorf("linux.devices: %s: unknown type %q", d.Path, d.Type)
+	}
+	if d.FileMode != nil {
+		dev.Mode = uint32(*d.FileMode) & 0o7777
+	}
+	if d.UID != nil {
+		dev.UID = *d.UID
+	}
+	if d.GID != nil {
+		dev.GID = *d.GID
+	}
+	return dev, nil
+}
+
+func planMount(m specs.Mount, ctx Context) (Mount, error) {
+	if !path.IsAbs(m.Destination) {
+		return Mount{}, fmt.Errorf("destination must be an absolute path")
+	}
+	o, err := ParseOptions(m.Options)
+	if err != nil {
+		return Mount{}, err
+	}
+	mt := Mount{
+		Target:        path.Clean(m.Destination),
+		Source:        m.Source,
+		FSType:        m.Type,
+		Propagation:   o.Propagation,
+		RecursiveProp: o.RecursiveProp,
+		TmpCopyUp:     o.TmpCopyUp,
+	}
+	if mt.Target == "/" {
+		return mt, fmt.Errorf("cannot mount over the root; use root.path")
+	}
+	bind := o.Bind || m.Type == "bind"
+	switch {
+	case bind:
+	case m.Type == "proc" && ctx.UserNS && !ctx.OwnPID:
+		// proc of a pid namespace the box does not own cannot be mounted
+		// from its user namespace: show the host's.
+		bind, o.Recursive, mt.Source = true, true, "/proc"
+	case m.Type == "sysfs" && ctx.UserNS && !ctx.OwnNet:
+		bind, o.Recursive, mt.Source = true, true, "/sys"
+	case m.Type == "mqueue" && ctx.UserNS && !ctx.OwnIPC:
+		bind, mt.Source = true, "/dev/mqueue"
+	case m.Type == "devpts" && !ctx.TTYGroup:
+		o.Data = dropOption(o.Data, "gid=")
+	case m.Type == "cgroup" || m.Type == "cgroup2":
+		return mt, fmt.Errorf("cgroup mounts are not supported yet")
+	case m.Type == "":
+		return mt, fmt.Errorf("mount type is required for a non-bind mount")
+	}
+	if bind {
+		if m.Source == "" {
+			return mt, fmt.Errorf("bind mount needs a source")
+		}
+		if !path.IsAbs(mt.Source) {
+			return mt, fmt.Errorf("bind source %q must be an absolute path", mt.Source)
+		}
+		mt.Kind, mt.FSType = Bind, "bind"
+		mt.Recursive = o.Recursive
+		mt.AttrSet, mt.AttrClear = o.Attrs()
+		mt.RecSet, mt.RecClear = o.RecAttr, o.RecClear
+		if len(o.Data) > 0 {
+			return mt, fmt.Errorf("bind mounts take no filesystem options, got %s", strings.Join(o.Data, ","))
+		}
+		if o.IDMap || len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
+			if len(m.UIDMappings) == 0 || len(m.GIDMappings) == 0 {
+				return mt, fmt.Errorf("an id-mapped mount needs both uidMappings and gidMappings")
+			}
+			mt.IDMap = &IDMap{UIDs: m.UIDMappings, GIDs: m.GIDMappings}
+			mt.FromParent = true
+		}
+		return mt, nil
+	}
+	if o.RecAttr != 0 || o.RecClear != 0 {
+		// Recursive attributes on a fresh mount only concern the mount itself.
+		mt.AttrSet, mt.AttrClear = o.RecAttr, o.RecClear
+	}
+	if o.IDMap {
+		return mt, fmt.Errorf("idmap is only supported on bind mounts")
+	}
+	mt.Kind = New
+	if mt.Source == "" {
+		mt.Source = m.Type
+	}
+	mt.Flags = o.Flags
+	mt.Data = strings.Join(o.Data, ",")
+	return mt, nil
+}
+
+func dropOption(data []string, prefix string) []string {
+	out := data[:0:0]
+	for _, d := range data {
+		if !strings.HasPrefix(d, prefix) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Describe says in words what mount m does, for messages.
+func (m Mount) Describe() string {
+	if m.Kind == Bind {
+		return fmt.Sprintf("bind %s on %s", m.Source, m.Target)
+	}
+	return fmt.Sprintf("mount %s on %s", m.FSType, m.Target)
+}

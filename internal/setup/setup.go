@@ -1,0 +1,406 @@
+// Package setup turns a box's spec into the Program its first process runs,
+// in a fixed order of stages:
+//
+//	namespaces   join (setns) and create (clone/unshare) — user first
+//	id maps      wait for the parent to write them
+//	time         offsets of a new time namespace
+//	pid 1        fork into a joined or unshared pid namespace
+//	filesystem   mounts, /dev, pivot_root (package rootfs)
+//	identity     hostname, domain name, loopback up
+//	init         fork the command; the parent stays as PID 1 and reaps
+//	process      terminal, rlimits, credentials, capabilities, cwd, exec
+//
+// Everything here is planning: it builds data and touches nothing.
+package setup
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"unsafe"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/caps"
+	"github.com/nsbox/nsbox/internal/initproc"
+	"github.com/nsbox/nsbox/internal/namespaces"
+	"github.com/nsbox/nsbox/internal/rootfs"
+)
+
+// Config is everything the program depends on.
+type Config struct {
+	Spec *specs.Spec
+	NS   namespaces.Plan
+	// JoinFDs are the namespace files opened by the parent, for Join modes.
+	JoinFDs map[namespaces.Type]int
+	// FS is the filesystem plan; nil when the box keeps the mount namespace
+	// it shares or joins as it is.
+	FS *rootfs.Plan
+	// Init runs a reaper as PID 1 that forwards signals to the command.
+	Init bool
+	// SyncFD is the child's end of the sync socket.
+	SyncFD int
+	// DieWithParent: the box is killed when the parent dies.
+	DieWithParent bool
+	// SetgroupsDenied: setgroups(2) is denied in the box's user namespace.
+	SetgroupsDenied bool
+	// PreserveFDs: fds 3 .. 3+PreserveFDs-1 are passed to the command.
+	PreserveFDs int
+	// WinSize is the initial size of the box's terminal.
+	WinSize unix.Winsize
+	// CwdFallback: use "/" when the working directory does not exist.
+	CwdFallback bool
+}
+
+// Result is the program and how to start it.
+type Result struct {
+	Program *initproc.Program
+	Clone   initproc.Clone
+	// Trees are made by the parent on request (MsgWantFD).
+	Trees rootfs.ParentTrees
+	// NeedsMaps: the child waits (MsgMaps) for its id maps.
+	NeedsMaps bool
+	// ForksPID1: the first child forks into its pid namespace and reports
+	// the new pid (MsgPid); the first child itself exits.
+	ForksPID1 bool
+}
+
+// DefaultPath is the PATH used to find the command when the process
+// environment has none.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// maxFD is ~0U, the last fd for close_range(2).
+const maxFD = 0xffffffff
+
+// forwarded are the signals the init passes on to the command.
+var forwarded = []unix.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
+
+// Build assembles the program of c.
+func Build(c Config) (*Result, error) {
+	s := c.Spec
+	if s.Process == nil || len(s.Process.Args) == 0 {
+		return nil, fmt.Errorf("process.args: no command")
+	}
+	if err := checkStrings(s); err != nil {
+		return nil, err
+	}
+	r := &Result{}
+	b := initproc.NewBuilder(c.SyncFD)
+	imm := func(v uintptr) initproc.Arg { return initproc.Imm(v) }
+
+	// Stage: namespaces.
+	newFlags := c.NS.NewFlags()
+	joins := c.NS.Joins()
+	newUser := c.NS.Is(specs.UserNamespace, namespaces.New)
+	newTime := newFlags&unix.CLONE_NEWTIME != 0
+	newFlags &^= unix.CLONE_NEWTIME // created by unshare, after its offsets are known
+	if c.DieWithParent {
+		b.Call("ask to die with the parent", unix.SYS_PRCTL, imm(unix.PR_SET_PDEATHSIG), imm(uintptr(unix.SIGKILL)))
+	}
+	if len(joins) == 0 {
+		// Fast path: one clone creates every namespace, the child is PID 1.
+		r.Clone.Flags = newFlags
+		if newUser {
+			b.Sync("wait for the id maps", initproc.MsgMaps, 0, false)
+			becomeRoot(b, c.SetgroupsDenied)
+			r.NeedsMaps = true
+		}
+	} else {
+		for _, t := range joins {
+			if t == specs.UserNamespace && newUser {
+				return nil, fmt.Errorf("cannot both create and join a user namespace")
+			}
+			fd, ok := c.JoinFDs[t]
+			if !ok {
+				return nil, fmt.Errorf("no open file for the %s namespace to join", t)
+			}
+			b.Call("join "+namespaces.ProcName(t)+" namespace "+c.NS.Path[t], unix.SYS_SETNS, imm(uintptr(fd)), imm(uintptr(namespaces.Flag(t))))
+		}
+		if newUser {
+			b.Call("create a user namespace", unix.SYS_UNSHARE, imm(unix.CLONE_NEWUSER))
+			b.Sync("wait for the id maps", initproc.MsgMaps, 0, false)
+			becomeRoot(b, c.SetgroupsDenied)
+			r.NeedsMaps = true
+		}
+		if rest := newFlags &^ unix.CLONE_NEWUSER; rest != 0 {
+			b.Call("create namespaces", unix.SYS_UNSHARE, imm(uintptr(rest)))
+		}
+	}
+	if newTime {
+		b.Call("create a time namespace", unix.SYS_UNSHARE, imm(unix.CLONE_NEWTIME))
+		if offs := timeOffsets(s); offs != "" {
+			f := b.Call("open timens_offsets", unix.SYS_OPENAT, initproc.Imm(unix.AT_FDCWD), b.Str("/proc/self/timens_offsets"),
+				imm(unix.O_WRONLY|unix.O_CLOEXEC)).Out()
+			b.Call("set time offsets "+strings.ReplaceAll(strings.TrimSpace(offs), "\n", ", "), unix.SYS_WRITE, initproc.R(f), b.Bytes([]byte(offs)), imm(uintptr(len(offs))))
+			b.Close(f)
+		}
+	}
+	pidNotInherited := c.NS.Is(specs.PIDNamespace, namespaces.Join) || (len(joins) > 0 && c.NS.Is(specs.PIDNamespace, namespaces.New))
+	if pidNotInherited {
+		b.ForkPID1("fork into the pid namespace")
+		r.ForksPID1 = true
+		if c.DieWithParent {
+			b.Call("ask to die with the parent", unix.SYS_PRCTL, imm(unix.PR_SET_PDEATHSIG), imm(uintptr(unix.SIGKILL)))
+		}
+	}
+	// No process in the box may read this one's memory (a copy of the
+	// parent's) or reach the nsbox binary through /proc/PID/exe.
+	b.Call("make the box's first process undumpable", unix.SYS_PRCTL, imm(unix.PR_SET_DUMPABLE), imm(0))
+	b.Call("leave the caller's session", unix.SYS_SETSID)
+	b.Call("clear the umask", unix.SYS_UMASK, imm(0))
+
+	// Stage: filesystem.
+	if c.FS != nil {
+		c.FS.Emit(b, &r.Trees)
+	}
+
+	// Stage: identity.
+	if s.Hostname != "" {
+		b.Call("set hostname "+s.Hostname, unix.SYS_SETHOSTNAME, b.Str(s.Hostname), imm(uintptr(len(s.Hostname))))
+	}
+	if s.Domainname != "" {
+		b.Call("set domain name "+s.Domainname, unix.SYS_SETDOMAINNAME, b.Str(s.Domainname), imm(uintptr(len(s.Domainname))))
+	}
+	if c.NS.Is(specs.NetworkNamespace, namespaces.New) {
+		loopbackUp(b)
+	}
+
+	// Stage: init.
+	if c.Init {
+		var block uint64
+		for _, sig := range forwarded {
+			block |= 1 << (sig - 1)
+		}
+		block |= 1 << (unix.SIGCHLD - 1)
+		mask := initproc.Ptr(b, &block)
+		b.Call("block the forwarded signals", unix.SYS_RT_SIGPROCMASK, imm(unix.SIG_BLOCK), mask, imm(0), imm(8))
+		cmd, fork := b.ForkInit("fork the command")
+		// The command's branch: unblock, then the process stage below.
+		var empty uint64
+		b.Call("unblock signals", unix.SYS_RT_SIGPROCMASK, imm(unix.SIG_SETMASK), initproc.Ptr(b, &empty), imm(0), imm(8))
+		if err := processStage(b, c, true); err != nil {
+			return nil, err
+		}
+		// The init's branch: keep nothing open, read signals, reap.
+		b.SetInitStart(fork, b.Label())
+		b.Call("close the init's files", unix.SYS_CLOSE_RANGE, imm(0), imm(maxFD), imm(0))
+		sfd := b.Call("open a signalfd", unix.SYS_SIGNALFD4, imm(^uintptr(0)), mask, imm(8), imm(unix.SFD_CLOEXEC)).Out()
+		b.InitLoop("run as init", cmd, initproc.R(sfd))
+	} else if err := processStage(b, c, false); err != nil {
+		return nil, err
+	}
+	r.Program = b.Program()
+	return r, r.Program.Validate()
+}
+
+// becomeRoot switches to the new user namespace's root: until then the
+// process keeps its host ids, which are not mapped there, so it could not
+// create files.
+func becomeRoot(b *initproc.Builder, setgroupsDenied bool) {
+	if !setgroupsDenied {
+		b.Call("drop the host's supplementary groups", unix.SYS_SETGROUPS, initproc.Imm(0), initproc.Imm(0))
+	}
+	b.Call("become root of the user namespace (gid)", unix.SYS_SETRESGID, initproc.Imm(0), initproc.Imm(0), initproc.Imm(0))
+	b.Call("become root of the user namespace (uid)", unix.SYS_SETRESUID, initproc.Imm(0), initproc.Imm(0), initproc.Imm(0))
+}
+
+// processStage appends the steps that turn the current process into the
+// command: terminal, limits, identity, capabilities, cwd, exec.
+func processStage(b *initproc.Builder, c Config, forked bool) error {
+	p := c.Spec.Process
+	imm := func(v uintptr) initproc.Arg { return initproc.Imm(v) }
+	if p.Terminal {
+		if forked {
+			b.Call("start a session for the terminal", unix.SYS_SETSID)
+		}
+		terminal(b, c)
+	}
+	for _, rl := range p.Rlimits {
+		res, ok := rlimits[rl.Type]
+		if !ok {
+			return fmt.Errorf("process.rlimits: unknown type %q", rl.Type)
+		}
+		lim := &unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
+		b.Call("set "+rl.Type, unix.SYS_PRLIMIT64, imm(0), imm(uintptr(res)), initproc.Ptr(b, lim), imm(0))
+	}
+	if p.OOMScoreAdj != nil {
+		v := fmt.Sprint(*p.OOMScoreAdj)
+		f := b.Call("open oom_score_adj", unix.SYS_OPENAT, initproc.Imm(unix.AT_FDCWD), b.Str("/proc/self/oom_score_adj"), imm(unix.O_WRONLY|unix.O_CLOEXEC)).Out()
+		b.Call("set oom_score_adj "+v, unix.SYS_WRITE, initproc.R(f), b.Bytes([]byte(v)), imm(uintptr(len(v))))
+		b.Close(f)
+	}
+
+	// Identity and capabilities, in the order that keeps the capabilities
+	// the process needs until the very end.
+	sets, err := caps.FromSpec(p.Capabilities)
+	if err != nil {
+		return err
+	}
+	b.Call("keep capabilities across setuid", unix.SYS_PRCTL, imm(unix.PR_SET_KEEPCAPS), imm(1))
+	last := caps.LastCap()
+	for cp := 0; cp <= last; cp++ {
+		if !sets.Bounding.Has(cp) {
+			b.Call("drop "+caps.Name(cp)+" from the bounding set", unix.SYS_PRCTL, imm(unix.PR_CAPBSET_DROP), imm(uintptr(cp)))
+		}
+	}
+	u := p.User
+	if len(u.AdditionalGids) > 0 && c.SetgroupsDenied {
+		return fmt.Errorf("process.user.additionalGids: supplementary groups need a user namespace with setgroups allowed (newgidmap, or root)")
+	}
+	if !c.SetgroupsDenied {
+		groups := append([]uint32{}, u.AdditionalGids...)
+		if len(groups) == 0 {
+			b.Call("clear supplementary groups", unix.SYS_SETGROUPS, imm(0), imm(0))
+		} else {
+			b.Call(fmt.Sprintf("set supplementary groups %v", groups), unix.SYS_SETGROUPS, imm(uintptr(len(groups))), initproc.Ptr(b, &groups[0]))
+		}
+	}
+	b.Call(fmt.Sprintf("set gid %d", u.GID), unix.SYS_SETRESGID, imm(uintptr(u.GID)), imm(uintptr(u.GID)), imm(uintptr(u.GID)))
+	b.Call(fmt.Sprintf("set uid %d", u.UID), unix.SYS_SETRESUID, imm(uintptr(u.UID)), imm(uintptr(u.UID)), imm(uintptr(u.UID)))
+	b.Call("stop keeping capabilities", unix.SYS_PRCTL, imm(unix.PR_SET_KEEPCAPS), imm(0))
+	hdr, data := sets.Capset()
+	b.Call("set capabilities", unix.SYS_CAPSET, initproc.Ptr(b, hdr), initproc.Ptr(b, data))
+	for cp := 0; cp <= last; cp++ {
+		if sets.Ambient.Has(cp) {
+			b.Call("raise ambient "+caps.Name(cp), unix.SYS_PRCTL, imm(unix.PR_CAP_AMBIENT), imm(unix.PR_CAP_AMBIENT_RAISE), imm(uintptr(cp)))
+		}
+	}
+	if p.NoNewPrivileges {
+		b.Call("set no_new_privs", unix.SYS_PRCTL, imm(unix.PR_SET_NO_NEW_PRIVS), imm(1))
+	}
+	umask := uint32(0o022)
+	if u.Umask != nil {
+		umask = *u.Umask & 0o777
+	}
+	b.Call(fmt.Sprintf("set umask %04o", umask), unix.SYS_UMASK, imm(uintptr(umask)))
+
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if !path.IsAbs(cwd) {
+		return fmt.Errorf("process.cwd %q must be an absolute path", cwd)
+	}
+	// Resolve the working directory beneath the root, never through a /proc
+	// magic link (such as /proc/self/fd/N of an inherited descriptor).
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	wd := b.NewReg()
+	open := b.Call("resolve the working directory "+cwd, unix.SYS_OPENAT2, initproc.Imm(unix.AT_FDCWD), b.Str(cwd),
+		initproc.Ptr(b, how), imm(unix.SizeofOpenHow)).OutTo(wd)
+	if c.CwdFallback && cwd != "/" {
+		open.Allow(unix.ENOENT).JumpOnSuccess(-1)
+		b.Call("resolve the working directory /", unix.SYS_OPENAT2, initproc.Imm(unix.AT_FDCWD), b.Str("/"),
+			initproc.Ptr(b, how), imm(unix.SizeofOpenHow)).OutTo(wd)
+		b.PatchJump(open.Index(), b.Label())
+	}
+	b.Call("change to the working directory "+cwd, unix.SYS_FCHDIR, initproc.R(wd))
+	b.Close(wd)
+	// No descriptor of the parent reaches the command, except those asked for.
+	b.Call("close inherited files on exec", unix.SYS_CLOSE_RANGE, imm(uintptr(3+c.PreserveFDs)), imm(maxFD), imm(unix.CLOSE_RANGE_CLOEXEC))
+
+	b.Exec("exec "+p.Args[0], candidates(p.Args[0], p.Env), p.Args, p.Env)
+	return nil
+}
+
+// terminal opens a terminal in the box's devpts, makes it the controlling
+// terminal and standard streams, and sends its master to the parent.
+func terminal(b *initproc.Builder, c Config) {
+	imm := func(v uintptr) initproc.Arg { return initproc.Imm(v) }
+	m := b.Call("open /dev/ptmx", unix.SYS_OPENAT, initproc.Imm(unix.AT_FDCWD), b.Str("/dev/ptmx"),
+		imm(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)).Out()
+	var zero int32
+	b.Call("unlock the terminal", unix.SYS_IOCTL, initproc.R(m), imm(unix.TIOCSPTLCK), initproc.Ptr(b, &zero))
+	ws := c.WinSize
+	if ws.Row == 0 && c.Spec.Process.ConsoleSize != nil {
+		ws.Row, ws.Col = uint16(c.Spec.Process.ConsoleSize.Height), uint16(c.Spec.Process.ConsoleSize.Width)
+	}
+	if ws.Row != 0 {
+		b.Call("set the terminal size", unix.SYS_IOCTL, initproc.R(m), imm(unix.TIOCSWINSZ), initproc.Ptr(b, &ws))
+	}
+	s := b.Call("open the terminal", unix.SYS_IOCTL, initproc.R(m), imm(unix.TIOCGPTPEER), imm(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)).Out()
+	if c.FS != nil && c.FS.Console {
+		tree := b.Call("bind the terminal on /dev/console", unix.SYS_OPEN_TREE, initproc.R(s), b.Str(""),
+			imm(unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)).Out()
+		b.Call("bind the terminal on /dev/console", unix.SYS_MOVE_MOUNT, initproc.R(tree), b.Str(""), initproc.Imm(unix.AT_FDCWD),
+			b.Str("/dev/console"), imm(unix.MOVE_MOUNT_F_EMPTY_PATH))
+		b.Close(tree)
+	}
+	b.Call("make it the controlling terminal", unix.SYS_IOCTL, initproc.R(s), imm(unix.TIOCSCTTY), imm(0))
+	b.Send("send the terminal to the parent", initproc.MsgPty, 0, m)
+	for fd := uintptr(0); fd < 3; fd++ {
+		b.Call("connect the terminal", unix.SYS_DUP3, initproc.R(s), imm(fd), imm(0))
+	}
+	b.Close(s)
+	b.Close(m)
+}
+
+// loopbackUp brings lo up with SIOCSIFFLAGS on a socket of the new network
+// namespace.
+func loopbackUp(b *initproc.Builder) {
+	var ifr [40]byte // struct ifreq: name[16], then flags (short)
+	copy(ifr[:], "lo")
+	*(*uint16)(unsafe.Pointer(&ifr[16])) = unix.IFF_UP
+	s := b.Call("open a socket", unix.SYS_SOCKET, initproc.Imm(unix.AF_INET), initproc.Imm(unix.SOCK_DGRAM|unix.SOCK_CLOEXEC), initproc.Imm(0)).Out()
+	b.Call("bring lo up", unix.SYS_IOCTL, initproc.R(s), initproc.Imm(unix.SIOCSIFFLAGS), initproc.Ptr(b, &ifr))
+	b.Close(s)
+}
+
+var rlimits = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
+	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
+	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE,
+	"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+func timeOffsets(s *specs.Spec) string {
+	if s.Linux == nil {
+		return ""
+	}
+	var sb strings.Builder
+	for _, clock := range []string{"monotonic", "boottime"} {
+		if o, ok := s.Linux.TimeOffsets[clock]; ok {
+			fmt.Fprintf(&sb, "%s %d %d\n", clock, o.Secs, o.Nanosecs)
+		}
+	}
+	return sb.String()
+}
+
+// candidates lists the paths to try for the command, as execvp(3) searches
+// PATH (taken from the process environment).
+func candidates(arg0 string, env []string) []string {
+	if strings.Contains(arg0, "/") {
+		return []string{arg0}
+	}
+	pathVar := DefaultPath
+	for _, e := range env {
+		if strings.HasPrefix(e, "PATH=") {
+			pathVar = e[len("PATH="):]
+		}
+	}
+	var out []string
+	for _, dir := range strings.Split(pathVar, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		out = append(out, dir+"/"+arg0)
+	}
+	return out
+}
+
+// checkStrings rejects strings that cannot be passed to the kernel.
+func checkStrings(s *specs.Spec) error {
+	for _, f := range []struct {
+		name string
+		list []string
+	}{{"process.args", s.Process.Args}, {"process.env", s.Process.Env}} {
+		for _, v := range f.list {
+			if strings.IndexByte(v, 0) >= 0 {
+				return fmt.Errorf("%s: %q contains a NUL byte", f.name, v)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+// Package state records boxes in a state directory (ROOT/ID/state.json), the
+// one store that `nsbox run`, the OCI commands and the namespace tools share.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotExist is returned for an unknown box id.
+var ErrNotExist = errors.New("no such box")
+
+// ErrExist is returned when creating a box whose id is taken.
+var ErrExist = errors.New("box id already in use")
+
+// DefaultRoot is /run/nsbox for root; for other users $XDG_RUNTIME_DIR/nsbox,
+// or nsbox-UID in the temporary directory when XDG_RUNTIME_DIR is unset.
+func DefaultRoot() string {
+	if os.Geteuid() == 0 {
+		return "/run/nsbox"
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "nsbox")
+	}
+	return filepath.Join(os.TempDir(), "nsbox-"+strconv.Itoa(os.Geteuid()))
+}
+
+// State is what the store keeps about a box: the OCI state plus what nsbox
+// needs to find and clean up after it.
+type State struct {
+	specs.State
+	Created time.Time `json:"created"`
+	// InitStart is the start time of Pid (in clock ticks since boot), so a
+	// reused pid is not mistaken for the box.
+	InitStart uint64 `json:"initStart,omitempty"`
+	Owner     int    `json:"owner"`
+	Rootless  bool   `json:"rootless,omitempty"`
+	// Ephemeral boxes (started by `nsbox run`) are removed when they end.
+	Ephemeral bool `json:"ephemeral,omitempty"`
+	// IDRange is the first host id of a range allocated for the box's user
+	// namespace (0: none).
+	IDRange uint32      `json:"idRange,omitempty"`
+	Config  *specs.Spec `json:"config,omitempty"`
+}
+
+// Store is a state directory.
+type Store struct {
+	Root string
+}
+
+// Open opens (creating it if needed) the state directory root.
+func Open(root string) (*Store, error) {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	return &Store{Root: root}, nil
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9_+.-]+$`)
+
+// CheckID rejects ids that cannot name a state directory.
+func CheckID(id string) error {
+	if id == "" {
+		return errors.New("empty box id")
+	}
+	if len(id) > 1024 || !validID.MatchString(id) || id == "." || id == ".." {
+		return fmt.Errorf("invalid box id %q: use letters, digits and _+.-", id)
+	}
+	return nil
+}
+
+// Dir is the state directory of box id.
+func (s *Store) Dir(id string) string { return filepath.Join(s.Root, id) }
+
+// Create reserves id; it fails with ErrExist if the id is taken.
+func (s *Store) Create(id string) error {
+	if err := CheckID(id); err != nil {
+		return err
+	}
+	err := os.Mkdir(s.Dir(id), 0o700)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%w: %s", ErrExist, id)
+	}
+	return err
+}
+
+// Save writes st atomically.
+func (s *Store) Save(st *State) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	dir := s.Dir(st.ID)
+	tmp := filepath.Join(dir, ".state.json")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("save state of %s: %w", st.ID, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "state.json")); err != nil {
+		return fmt.Errorf("save state of %s: %w", st.ID, err)
+	}
+	return nil
+}
+
+// Load reads the state of box id and refreshes its status from the kernel.
+func (s *Store) Load(id string) (*State, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(s.Dir(id), "state.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		if _, derr := os.Stat(s.Dir(id)); derr == nil {
+			return nil, fmt.Errorf("box %s is being created", id)
+		}
+		return nil, fmt.Errorf("%w: %s", ErrNotExist, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	st := &State{}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("state of %s: %w", id, err)
+	}
+	st.Refresh()
+	return st, nil
+}
+
+// Remove deletes the record of box id.
+func (s *Store) Remove(id string) error {
+	if err := CheckID(id); err != nil {
+		return err
+	}
+	return os.RemoveAll(s.Dir(id))
+}
+
+// List returns the ids in the store, sorted.
+func (s *Store) List() ([]string, error) {
+	ents, err := os.ReadDir(s.Root)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var ids []string
+	for _, e := range ents {
+		if e.IsDir() && CheckID(e.Name()) == nil {
+			ids = append(ids, e.Name())
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// Lock takes an exclusive lock on box id's record, held until unlock is
+// called, so that concurrent commands on one box are serialised.
+func (s *Store) Lock(id string) (unlock func(), err error) {
+	fd, err := unix.Open(s.Dir(id), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("%w: %s", ErrNotExist, id)
+		}
+		return nil, err
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("lock box %s: %w", id, err)
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+// Refresh sets Status to stopped when the box's init process is gone.
+func (st *State) Refresh() {
+	if st.Pid > 0 && !Alive(st.Pid, st.InitStart) {
+		st.Status = specs.StateStopped
+	}
+}
+
+// Alive reports whether pid runs and, when start is not zero, started at
+// start (so it is not a recycled pid).
+func Alive(pid int, start uint64) bool {
+	got, err := StartTime(pid)
+	if err != nil {
+		return false
+	}
+	return start == 0 || got == start
+}
+
+// StartTime reads the start time of pid from /proc/PID/stat (field 22).
+func StartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces and parentheses: skip past
+	// the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); field 22 is f[19].
+	if len(f) < 20 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	if f[0] == "Z" || f[0] == "X" {
+		return 0, fmt.Errorf("process %d has exited", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}

@@ -1,0 +1,352 @@
+package nsbox
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/namespaces"
+	"github.com/nsbox/nsbox/internal/process"
+	"github.com/nsbox/nsbox/internal/rootfs"
+	"github.com/nsbox/nsbox/internal/setup"
+	"github.com/nsbox/nsbox/internal/state"
+	"github.com/nsbox/nsbox/internal/userns"
+)
+
+// Runtime starts boxes and records them in a state directory.
+type Runtime struct {
+	store *state.Store
+}
+
+// New opens the state directory root ("" for the default: /run/nsbox for
+// root, $XDG_RUNTIME_DIR/nsbox otherwise).
+func New(root string) (*Runtime, error) {
+	if root == "" {
+		root = state.DefaultRoot()
+	}
+	st, err := state.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	return &Runtime{store: st}, nil
+}
+
+// Root is the runtime's state directory.
+func (rt *Runtime) Root() string { return rt.store.Root }
+
+// StartOptions are the choices about a box that are not part of its spec.
+type StartOptions struct {
+	// Init runs a small init as PID 1 that reaps zombies and forwards
+	// signals to the command (needs a new pid namespace).
+	Init bool
+	// AutoIDs fills in the id maps of a new user namespace that has none:
+	// the caller's own ids (and subordinate ranges) when unprivileged, an
+	// unused range of 65536 ids for root.
+	AutoIDs bool
+	// IDMapBinds id-maps writable directory binds so that what the box's
+	// root writes there belongs to the directory's owner on the host.
+	IDMapBinds bool
+	// DieWithParent kills the box when the calling process dies.
+	DieWithParent bool
+	// Ephemeral boxes are removed from the state directory by Wait.
+	Ephemeral bool
+	// PreserveFDs passes descriptors 3 .. 3+PreserveFDs-1 to the command.
+	PreserveFDs int
+	// CwdFallback uses "/" when the working directory does not exist in the
+	// box, instead of failing.
+	CwdFallback bool
+	// WinSize is the initial size of the box's terminal, if it has one.
+	WinSize unix.Winsize
+	// Bundle is the OCI bundle directory, recorded in the state.
+	Bundle string
+	// Debug, when set, receives the list of the child's set-up steps.
+	Debug io.Writer `json:"-"`
+}
+
+// Box is a started box.
+type Box struct {
+	ID string
+	// Console is the master side of the box's terminal (spec.process.terminal).
+	Console *os.File
+
+	rt      *Runtime
+	proc    *process.Process
+	st      *state.State
+	release func()
+}
+
+// Pid is the pid of the box's first process (its init, or the command).
+func (b *Box) Pid() int { return b.proc.Pid }
+
+// NewID returns a fresh random box id.
+func NewID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Start creates box id from spec s and starts its command. It returns once
+// the command runs, or with an error that names the step that failed, after
+// removing everything it made.
+func (rt *Runtime) Start(id string, s *specs.Spec, o StartOptions) (b *Box, err error) {
+	if err := state.CheckID(id); err != nil {
+		return nil, err
+	}
+	if err := checkSpec(s); err != nil {
+		return nil, err
+	}
+	if err := rt.store.Create(id); err != nil {
+		return nil, err
+	}
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	undo = append(undo, func() { rt.store.Remove(id) })
+
+	nsPlan, err := namespaces.PlanFor(s)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := rt.decideIDs(id, s, nsPlan, o)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, ids.release)
+	if o.IDMapBinds {
+		if err := idmapBinds(s, ids); err != nil {
+			return nil, err
+		}
+	}
+
+	joinFDs := map[namespaces.Type]int{}
+	defer func() {
+		for _, fd := range joinFDs {
+			unix.Close(fd)
+		}
+	}()
+	for _, t := range nsPlan.Joins() {
+		fd, err := namespaces.OpenJoin(t, nsPlan.Path[t])
+		if err != nil {
+			return nil, err
+		}
+		joinFDs[t] = fd
+	}
+
+	var fs *rootfs.Plan
+	if nsPlan.Is(specs.MountNamespace, namespaces.New) {
+		fs, err = rootfs.PlanFor(s, rootfs.Context{
+			UserNS:   !nsPlan.Is(specs.UserNamespace, namespaces.Share) || os.Geteuid() != 0,
+			OwnPID:   nsPlan.Is(specs.PIDNamespace, namespaces.New),
+			OwnNet:   nsPlan.Is(specs.NetworkNamespace, namespaces.New),
+			OwnIPC:   nsPlan.Is(specs.IPCNamespace, namespaces.New),
+			TTYGroup: ids.ttyGroup,
+			Terminal: s.Process.Terminal,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if o.IDMapBinds && ids.rangeStart != 0 && fs.Root != "/" {
+			// The box's root owns the rootfs, as with podman --userns=auto.
+			fs.RootFromParent = true
+			fs.RootIDMap = &rootfs.IDMap{UIDs: ids.uids, GIDs: ids.gids}
+		}
+	} else if s.Root != nil && filepath.Clean(s.Root.Path) != "/" {
+		return nil, fmt.Errorf("root.path %s needs a new mount namespace", s.Root.Path)
+	}
+
+	sync, err := process.NewSync()
+	if err != nil {
+		return nil, err
+	}
+	defer sync.Close()
+	r, err := setup.Build(setup.Config{
+		Spec:            s,
+		NS:              nsPlan,
+		JoinFDs:         joinFDs,
+		FS:              fs,
+		Init:            o.Init && nsPlan.Is(specs.PIDNamespace, namespaces.New),
+		SyncFD:          sync.Child,
+		DieWithParent:   o.DieWithParent,
+		SetgroupsDenied: ids.how == userns.DenyDirect,
+		PreserveFDs:     o.PreserveFDs,
+		WinSize:         o.WinSize,
+		CwdFallback:     o.CwdFallback,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if o.Debug != nil {
+		fmt.Fprintf(o.Debug, "nsbox: clone flags %#x; set-up steps of box %s:\n%s", r.Clone.Flags, id, r.Program)
+	}
+	proc, err := process.Launch(r, &sync, process.Hooks{
+		WriteMaps: func(pid int) error { return userns.Write(pid, ids.uids, ids.gids, ids.how) },
+		MakeTree: func(i, pid int) (int, error) {
+			return makeTree(r.Trees.Trees[i], pid, ids)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	start, _ := state.StartTime(proc.Pid)
+	st := &state.State{
+		State: specs.State{
+			Version:     specs.Version,
+			ID:          id,
+			Status:      specs.StateRunning,
+			Pid:         proc.Pid,
+			Bundle:      o.Bundle,
+			Annotations: s.Annotations,
+		},
+		Created:   time.Now().UTC(),
+		InitStart: start,
+		Owner:     os.Geteuid(),
+		Rootless:  os.Geteuid() != 0,
+		Ephemeral: o.Ephemeral,
+		IDRange:   ids.rangeStart,
+		Config:    s,
+	}
+	if err := rt.store.Save(st); err != nil {
+		proc.Signal(unix.SIGKILL)
+		proc.Wait()
+		return nil, err
+	}
+	return &Box{ID: id, Console: proc.Console, rt: rt, proc: proc, st: st, release: ids.release}, nil
+}
+
+// Signal sends sig to the box's first process.
+func (b *Box) Signal(sig syscall.Signal) error { return b.proc.Signal(sig) }
+
+// Wait waits for the box to end and returns the command's exit code (128+N
+// for signal N). An ephemeral box is then removed from the state directory.
+func (b *Box) Wait() (int, error) {
+	code, err := b.proc.Wait()
+	if b.st.Ephemeral {
+		b.rt.remove(b.st)
+	}
+	return code, err
+}
+
+// remove deletes a box's record and gives back what it held.
+func (rt *Runtime) remove(st *state.State) {
+	if st.IDRange != 0 {
+		rt.allocator().Release(st.IDRange, st.ID)
+	}
+	rt.store.Remove(st.ID)
+}
+
+func (rt *Runtime) allocator() *userns.Allocator {
+	return userns.NewAllocator(filepath.Join(rt.store.Root, ".userns"), func(id string) bool {
+		st, err := rt.store.Load(id)
+		return err == nil && st.Status != specs.StateStopped
+	})
+}
+
+func checkSpec(s *specs.Spec) error {
+	if s == nil || s.Process == nil {
+		return errors.New("spec has no process")
+	}
+	if len(s.Process.Args) == 0 {
+		return errors.New("process.args: no command")
+	}
+	if s.Root == nil || s.Root.Path == "" {
+		return errors.New("root.path is required")
+	}
+	if s.Linux == nil {
+		s.Linux = &specs.Linux{}
+	}
+	return nil
+}
+
+// idDecision is how a box's user namespace gets its maps.
+type idDecision struct {
+	uids, gids []specs.LinuxIDMapping
+	how        userns.How
+	rangeStart uint32
+	ttyGroup   bool // gid 5 exists inside
+	release    func()
+}
+
+func (rt *Runtime) decideIDs(id string, s *specs.Spec, ns namespaces.Plan, o StartOptions) (idDecision, error) {
+	d := idDecision{release: func() {}, ttyGroup: true}
+	if !ns.Is(specs.UserNamespace, namespaces.New) {
+		if ns.Is(specs.UserNamespace, namespaces.Share) && os.Geteuid() != 0 {
+			return d, errors.New("without root, a box needs its own user namespace")
+		}
+		return d, nil
+	}
+	d.uids, d.gids = s.Linux.UIDMappings, s.Linux.GIDMappings
+	rootless := os.Geteuid() != 0
+	switch {
+	case len(d.uids) == 0 && len(d.gids) == 0 && o.AutoIDs && rootless:
+		c := userns.LookupCaller()
+		var full bool
+		d.uids, d.gids, full = c.RootlessMaps()
+		d.how = userns.DenyDirect
+		if full {
+			d.how = userns.Helper
+		}
+	case len(d.uids) == 0 && len(d.gids) == 0 && o.AutoIDs:
+		a := rt.allocator()
+		r, err := a.Allocate(id)
+		if err != nil {
+			return d, fmt.Errorf("allocate ids for the user namespace: %w", err)
+		}
+		d.rangeStart = r.Start
+		d.release = func() { a.Release(r.Start, id) }
+		m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: r.Start, Size: r.Count}}
+		d.uids, d.gids = m, m
+		d.how = userns.Direct
+	case len(d.uids) == 0 || len(d.gids) == 0:
+		return d, errors.New("a new user namespace needs linux.uidMappings and linux.gidMappings")
+	case rootless:
+		c := userns.LookupCaller()
+		if err := c.CheckAllowed("uid", d.uids, c.UID, c.SubUIDs); err != nil {
+			return d, err
+		}
+		if err := c.CheckAllowed("gid", d.gids, c.GID, c.SubGIDs); err != nil {
+			return d, err
+		}
+		d.how = userns.DenyDirect
+		if len(d.uids) > 1 || len(d.gids) > 1 || d.uids[0].Size > 1 || d.gids[0].Size > 1 ||
+			d.uids[0].HostID != c.UID || d.gids[0].HostID != c.GID {
+			d.how = userns.Helper
+		}
+	default:
+		d.how = userns.Direct
+	}
+	if err := userns.CheckMaps(d.uids); err != nil {
+		return d, fmt.Errorf("uid maps: %w", err)
+	}
+	if err := userns.CheckMaps(d.gids); err != nil {
+		return d, fmt.Errorf("gid maps: %w", err)
+	}
+	s.Linux.UIDMappings, s.Linux.GIDMappings = d.uids, d.gids
+	_, d.ttyGroup = userns.ToHost(d.gids, 5)
+	if _, ok := userns.ToHost(d.uids, s.Process.User.UID); !ok {
+		d.release()
+		return d, fmt.Errorf("user %d is not mapped in the box's user namespace (%s)", s.Process.User.UID, fmtMaps(d.uids))
+	}
+	if _, ok := userns.ToHost(d.gids, s.Process.User.GID); !ok {
+		d.release()
+		return d, fmt.Errorf("group %d is not mapped in the box's user namespace (%s)", s.Process.User.GID, fmtMaps(d.gids))
+	}
+	return d, nil
+}
+
+func fmtMaps(m []specs.LinuxIDMapping) string {
+	return string(userns.Format(m)[:len(userns.Format(m))-1])
+}

@@ -1,0 +1,288 @@
+package nsbox
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/nsbox/nsbox/internal/caps"
+	"github.com/nsbox/nsbox/internal/namespaces"
+	"github.com/nsbox/nsbox/internal/userns"
+)
+
+// SpecOpt changes a spec. The options compose: NewSpec applies them in order.
+type SpecOpt func(*specs.Spec) error
+
+// NewSpec returns the spec of a box that runs args with nsbox's defaults:
+// the host's "/" read-only as root, fresh /proc, a minimal /dev, tmpfs /tmp
+// and /run, /sys read-only, and new mount, pid, network, IPC, UTS, cgroup
+// and user namespaces. The environment is the caller's and the working
+// directory the caller's (see WithClearEnv and WithWorkdir).
+func NewSpec(args []string, opts ...SpecOpt) (*specs.Spec, error) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		cwd = "/"
+	}
+	defaultCaps := append([]string(nil), caps.Default...)
+	s := &specs.Spec{
+		Version: specs.Version,
+		Process: &specs.Process{
+			Args: args,
+			Env:  os.Environ(),
+			Cwd:  cwd,
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding:  defaultCaps,
+				Effective: defaultCaps,
+				Permitted: defaultCaps,
+			},
+			NoNewPrivileges: true,
+		},
+		Root:   &specs.Root{Path: "/", Readonly: true},
+		Mounts: DefaultMounts(),
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace},
+				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace}, {Type: specs.CgroupNamespace},
+				{Type: specs.UserNamespace},
+			},
+		},
+	}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// DefaultMounts are the mounts of a box made by NewSpec.
+func DefaultMounts() []specs.Mount {
+	return []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
+		{Destination: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=755"}},
+	}
+}
+
+// WithRootfs uses the host directory dir as the box's root (read-write, like
+// runc), and "/" as the working directory.
+func WithRootfs(dir string) SpecOpt {
+	return func(s *specs.Spec) error {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return err
+		}
+		fi, err := os.Stat(abs)
+		if err != nil {
+			return fmt.Errorf("rootfs: %w", err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("rootfs %s is not a directory", abs)
+		}
+		s.Root = &specs.Root{Path: abs}
+		s.Process.Cwd = "/"
+		return nil
+	}
+}
+
+// WithReadonlyRoot makes the root read-only.
+func WithReadonlyRoot(s *specs.Spec) error {
+	s.Root.Readonly = true
+	return nil
+}
+
+// WithBind bind-mounts host path src at dst in the box (recursively), read-only
+// when ro is set.
+func WithBind(src, dst string, ro bool) SpecOpt {
+	return func(s *specs.Spec) error {
+		abs, err := filepath.Abs(src)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("bind source: %w", err)
+		}
+		if !filepath.IsAbs(dst) {
+			return fmt.Errorf("bind destination %q must be an absolute path", dst)
+		}
+		opts := []string{"rbind"}
+		if ro {
+			opts = append(opts, "ro")
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: filepath.Clean(dst), Type: "bind", Source: abs, Options: opts})
+		return nil
+	}
+}
+
+// WithTmpfs mounts an empty tmpfs at dst.
+func WithTmpfs(dst string) SpecOpt {
+	return func(s *specs.Spec) error {
+		if !filepath.IsAbs(dst) {
+			return fmt.Errorf("tmpfs destination %q must be an absolute path", dst)
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: filepath.Clean(dst), Type: "tmpfs", Source: "tmpfs",
+			Options: []string{"nosuid", "nodev", "mode=1777"}})
+		return nil
+	}
+}
+
+// WithWorkdir sets the working directory inside the box.
+func WithWorkdir(dir string) SpecOpt {
+	return func(s *specs.Spec) error {
+		if !filepath.IsAbs(dir) {
+			return fmt.Errorf("working directory %q must be an absolute path", dir)
+		}
+		s.Process.Cwd = filepath.Clean(dir)
+		return nil
+	}
+}
+
+// WithHostname sets the box's hostname.
+func WithHostname(name string) SpecOpt {
+	return func(s *specs.Spec) error {
+		if len(name) > 64 {
+			return fmt.Errorf("hostname %q is longer than 64 bytes", name)
+		}
+		s.Hostname = name
+		return nil
+	}
+}
+
+// WithDomainname sets the box's NIS domain name.
+func WithDomainname(name string) SpecOpt {
+	return func(s *specs.Spec) error {
+		if len(name) > 64 {
+			return fmt.Errorf("domain name %q is longer than 64 bytes", name)
+		}
+		s.Domainname = name
+		return nil
+	}
+}
+
+// WithUser runs the command as uid:gid inside the box.
+func WithUser(uid, gid uint32) SpecOpt {
+	return func(s *specs.Spec) error {
+		s.Process.User.UID, s.Process.User.GID = uid, gid
+		if uid != 0 {
+			// An ordinary user keeps no capabilities (as with Docker).
+			s.Process.Capabilities.Effective = nil
+			s.Process.Capabilities.Permitted = nil
+		}
+		return nil
+	}
+}
+
+// WithEnv sets environment variables ("KEY=VALUE"), replacing earlier values.
+func WithEnv(kv ...string) SpecOpt {
+	return func(s *specs.Spec) error {
+		for _, e := range kv {
+			k, _, ok := strings.Cut(e, "=")
+			if !ok || k == "" {
+				return fmt.Errorf("environment variable %q: want KEY=VALUE", e)
+			}
+			s.Process.Env = setEnv(s.Process.Env, k, e)
+		}
+		return nil
+	}
+}
+
+func setEnv(env []string, key, kv string) []string {
+	out := env[:0:0]
+	for _, e := range env {
+		if !strings.HasPrefix(e, key+"=") {
+			out = append(out, e)
+		}
+	}
+	return append(out, kv)
+}
+
+// WithClearEnv starts the box with an empty environment.
+func WithClearEnv(s *specs.Spec) error {
+	s.Process.Env = nil
+	return nil
+}
+
+// WithSharedNamespace keeps the caller's namespace of type t.
+func WithSharedNamespace(t specs.LinuxNamespaceType) SpecOpt {
+	return func(s *specs.Spec) error {
+		s.Linux.Namespaces = removeNS(s.Linux.Namespaces, t)
+		if t == specs.UserNamespace {
+			s.Linux.UIDMappings, s.Linux.GIDMappings = nil, nil
+		}
+		return nil
+	}
+}
+
+// WithJoinedNamespace enters the existing namespace at path (such as
+// /proc/PID/ns/net or /run/netns/NAME) instead of creating one.
+func WithJoinedNamespace(t specs.LinuxNamespaceType, path string) SpecOpt {
+	return func(s *specs.Spec) error {
+		if path == "" {
+			return fmt.Errorf("%s namespace: empty path", namespaces.ProcName(t))
+		}
+		s.Linux.Namespaces = append(removeNS(s.Linux.Namespaces, t), specs.LinuxNamespace{Type: t, Path: path})
+		return nil
+	}
+}
+
+func removeNS(list []specs.LinuxNamespace, t specs.LinuxNamespaceType) []specs.LinuxNamespace {
+	out := list[:0:0]
+	for _, ns := range list {
+		if ns.Type != t {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+// WithTimeOffsets creates a time namespace whose monotonic and boot-time
+// clocks run ahead by the given offsets.
+func WithTimeOffsets(monotonic, boottime time.Duration) SpecOpt {
+	return func(s *specs.Spec) error {
+		s.Linux.Namespaces = append(removeNS(s.Linux.Namespaces, specs.TimeNamespace), specs.LinuxNamespace{Type: specs.TimeNamespace})
+		s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{
+			"monotonic": offset(monotonic),
+			"boottime":  offset(boottime),
+		}
+		return nil
+	}
+}
+
+func offset(d time.Duration) specs.LinuxTimeOffset {
+	secs := int64(d / time.Second)
+	ns := int64(d % time.Second)
+	if ns < 0 {
+		secs--
+		ns += int64(time.Second)
+	}
+	return specs.LinuxTimeOffset{Secs: secs, Nanosecs: uint32(ns)}
+}
+
+// WithIDMaps gives the box's new user namespace explicit maps.
+func WithIDMaps(uids, gids []specs.LinuxIDMapping) SpecOpt {
+	return func(s *specs.Spec) error {
+		if err := userns.CheckMaps(uids); err != nil {
+			return err
+		}
+		if err := userns.CheckMaps(gids); err != nil {
+			return err
+		}
+		s.Linux.UIDMappings, s.Linux.GIDMappings = uids, gids
+		return nil
+	}
+}
+
+// WithTerminal gives the box a terminal.
+func WithTerminal(s *specs.Spec) error {
+	s.Process.Terminal = true
+	return nil
+}
