@@ -25,11 +25,14 @@ type State struct {
 	Owner     int
 	Rootless  bool
 	Ephemeral bool
-	Config    *specs.Spec
+	st        *state.State
 }
 
+// Spec returns the box's spec.
+func (s *State) Spec() (*specs.Spec, error) { return s.st.Spec() }
+
 func publicState(st *state.State) *State {
-	return &State{State: st.State, Created: st.Created, Owner: st.Owner, Rootless: st.Rootless, Ephemeral: st.Ephemeral, Config: st.Config}
+	return &State{State: st.State, Created: st.Created, Owner: st.Owner, Rootless: st.Rootless, Ephemeral: st.Ephemeral, st: st}
 }
 
 // State returns the state of box id.

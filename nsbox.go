@@ -1,7 +1,6 @@
 package nsbox
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -90,7 +89,13 @@ func (b *Box) Pid() int { return b.proc.Pid }
 // NewID returns a fresh random box id.
 func NewID() string {
 	var b [6]byte
-	rand.Read(b[:])
+	if _, err := unix.Getrandom(b[:], 0); err != nil {
+		// No entropy yet (early boot): the time will do for an id.
+		t := time.Now().UnixNano()
+		for i := range b {
+			b[i] = byte(t >> (8 * i))
+		}
+	}
 	return hex.EncodeToString(b[:])
 }
 
@@ -192,34 +197,38 @@ func (rt *Runtime) Start(id string, s *specs.Spec, o StartOptions) (b *Box, err 
 	if o.Debug != nil {
 		fmt.Fprintf(o.Debug, "nsbox: clone flags %#x; set-up steps of box %s:\n%s", r.Clone.Flags, id, r.Program)
 	}
-	proc, err := process.Launch(r, &sync, process.Hooks{
-		WriteMaps: func(pid int) error { return userns.Write(pid, ids.uids, ids.gids, ids.how) },
-		MakeTree: func(i, pid int) (int, error) {
-			return makeTree(r.Trees.Trees[i], pid, ids)
-		},
-	})
-	if err != nil {
-		return nil, err
-	}
-	start, _ := state.StartTime(proc.Pid)
 	st := &state.State{
 		State: specs.State{
 			Version:     specs.Version,
 			ID:          id,
 			Status:      specs.StateRunning,
-			Pid:         proc.Pid,
 			Bundle:      o.Bundle,
 			Annotations: s.Annotations,
 		},
 		Created:   time.Now().UTC(),
-		InitStart: start,
 		Owner:     os.Geteuid(),
 		Rootless:  os.Geteuid() != 0,
 		Ephemeral: o.Ephemeral,
 		IDRange:   ids.rangeStart,
-		Config:    s,
 	}
-	if err := rt.store.Save(st); err != nil {
+	var specErr error
+	proc, err := process.Launch(r, &sync, process.Hooks{
+		WriteMaps: func(pid int) error { return userns.Write(pid, ids.uids, ids.gids, ids.how) },
+		MakeTree: func(i, pid int) (int, error) {
+			return makeTree(r.Trees.Trees[i], pid, ids)
+		},
+		Meanwhile: func() { specErr = st.SetSpec(s) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.Pid = proc.Pid
+	st.InitStart, _ = state.StartTime(proc.Pid)
+	err = specErr
+	if err == nil {
+		err = rt.store.Save(st)
+	}
+	if err != nil {
 		proc.Signal(unix.SIGKILL)
 		proc.Wait()
 		return nil, err
@@ -243,13 +252,15 @@ func (b *Box) Wait() (int, error) {
 // remove deletes a box's record and gives back what it held.
 func (rt *Runtime) remove(st *state.State) {
 	if st.IDRange != 0 {
-		rt.allocator().Release(st.IDRange, st.ID)
+		userns.Release(rt.rangeDir(), st.IDRange, st.ID)
 	}
 	rt.store.Remove(st.ID)
 }
 
+func (rt *Runtime) rangeDir() string { return filepath.Join(rt.store.Root, ".userns") }
+
 func (rt *Runtime) allocator() *userns.Allocator {
-	return userns.NewAllocator(filepath.Join(rt.store.Root, ".userns"), func(id string) bool {
+	return userns.NewAllocator(rt.rangeDir(), func(id string) bool {
 		st, err := rt.store.Load(id)
 		return err == nil && st.Status != specs.StateStopped
 	})
@@ -306,7 +317,7 @@ func (rt *Runtime) decideIDs(id string, s *specs.Spec, ns namespaces.Plan, o Sta
 			return d, fmt.Errorf("allocate ids for the user namespace: %w", err)
 		}
 		d.rangeStart = r.Start
-		d.release = func() { a.Release(r.Start, id) }
+		d.release = func() { userns.Release(a.Dir, r.Start, id) }
 		m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: r.Start, Size: r.Count}}
 		d.uids, d.gids = m, m
 		d.how = userns.Direct

@@ -71,8 +71,8 @@ func cmdList(g *global, args []string) int {
 		for _, b := range boxes {
 			e := entry{Version: b.Version, ID: b.ID, Pid: b.Pid, Status: string(b.Status), Bundle: b.Bundle,
 				Created: b.Created, Owner: ownerName(b.Owner), Annotations: b.Annotations}
-			if b.Config != nil && b.Config.Root != nil {
-				e.Rootfs = b.Config.Root.Path
+			if spec, err := b.Spec(); err == nil && spec.Root != nil {
+				e.Rootfs = spec.Root.Path
 			}
 			if b.Status == "stopped" {
 				e.Pid = 0

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -68,7 +69,7 @@ func All() []string {
 }
 
 // LastCap is the highest capability number of the running kernel.
-func LastCap() int {
+var LastCap = sync.OnceValue(func() int {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err == nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
@@ -76,7 +77,7 @@ func LastCap() int {
 		}
 	}
 	return len(names) - 1
-}
+})
 
 // Set is a capability bit set.
 type Set uint64

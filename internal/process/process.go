@@ -51,6 +51,10 @@ type Hooks struct {
 	// MakeTree returns a detached mount tree for request i, made for the
 	// child process pid.
 	MakeTree func(i, pid int) (int, error)
+	// Meanwhile, if set, runs once while the child works on its own: after
+	// the id maps are written (or right after the clone when there are
+	// none). Work done here overlaps the kernel's namespace set-up.
+	Meanwhile func()
 }
 
 // StepError is a failed step of the child.
@@ -103,6 +107,11 @@ func Launch(r *setup.Result, sync *Sync, hooks Hooks) (*Process, error) {
 
 func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 	first := p.Pid
+	meanwhile := hooks.Meanwhile
+	if !r.NeedsMaps && meanwhile != nil {
+		meanwhile()
+		meanwhile = nil
+	}
 	buf := make([]byte, initproc.MsgSize)
 	oob := make([]byte, unix.CmsgSpace(4))
 	for {
@@ -133,6 +142,10 @@ func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 			}
 			if err := unix.Sendmsg(fd, []byte{0}, nil, nil, 0); err != nil {
 				return fmt.Errorf("sync with the box: %w", err)
+			}
+			if meanwhile != nil {
+				meanwhile()
+				meanwhile = nil
 			}
 		case initproc.MsgPid:
 			pidfd, err := unix.PidfdOpen(int(msg.Val), 0)

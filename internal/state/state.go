@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,8 +49,28 @@ type State struct {
 	Ephemeral bool `json:"ephemeral,omitempty"`
 	// IDRange is the first host id of a range allocated for the box's user
 	// namespace (0: none).
-	IDRange uint32      `json:"idRange,omitempty"`
-	Config  *specs.Spec `json:"config,omitempty"`
+	IDRange uint32 `json:"idRange,omitempty"`
+	// Config is the box's spec as JSON (decoded only when needed: see Spec).
+	Config json.RawMessage `json:"config,omitempty"`
+}
+
+// SetSpec records spec as the box's config.
+func (st *State) SetSpec(spec *specs.Spec) error {
+	b, err := marshal(spec)
+	st.Config = b
+	return err
+}
+
+// Spec decodes the box's spec.
+func (st *State) Spec() (*specs.Spec, error) {
+	if len(st.Config) == 0 {
+		return nil, fmt.Errorf("box %s has no recorded config", st.ID)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(st.Config, &s); err != nil {
+		return nil, fmt.Errorf("config of box %s: %w", st.ID, err)
+	}
+	return &s, nil
 }
 
 // Store is a state directory.
@@ -67,14 +86,18 @@ func Open(root string) (*Store, error) {
 	return &Store{Root: root}, nil
 }
 
-var validID = regexp.MustCompile(`^[A-Za-z0-9_+.-]+$`)
-
 // CheckID rejects ids that cannot name a state directory.
 func CheckID(id string) error {
 	if id == "" {
 		return errors.New("empty box id")
 	}
-	if len(id) > 1024 || !validID.MatchString(id) || id == "." || id == ".." {
+	bad := len(id) > 1024 || id == "." || id == ".."
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("_+.-", c)) {
+			bad = true
+		}
+	}
+	if bad {
 		return fmt.Errorf("invalid box id %q: use letters, digits and _+.-", id)
 	}
 	return nil
@@ -97,7 +120,7 @@ func (s *Store) Create(id string) error {
 
 // Save writes st atomically.
 func (s *Store) Save(st *State) error {
-	b, err := json.Marshal(st)
+	b, err := marshal(st)
 	if err != nil {
 		return err
 	}

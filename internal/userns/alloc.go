@@ -123,9 +123,10 @@ func (a *Allocator) excluded(r Range) bool {
 	return false
 }
 
-// Release gives back the range starting at start if boxID holds it.
-func (a *Allocator) Release(start uint32, boxID string) {
-	path := filepath.Join(a.Dir, strconv.FormatUint(uint64(start), 10))
+// Release gives back the range starting at start, recorded in dir, if boxID
+// holds it.
+func Release(dir string, start uint32, boxID string) {
+	path := filepath.Join(dir, strconv.FormatUint(uint64(start), 10))
 	if holder, err := os.ReadFile(path); err == nil && string(holder) == boxID {
 		os.Remove(path)
 	}

@@ -1,0 +1,224 @@
+// Command bench compares nsbox with other sandboxes and runtimes side by side:
+// the same workload, the same machine, the same moment. Runs are interleaved
+// (one of each tool per round, in rotating order) so that drift on a shared
+// machine affects every tool alike, and the report gives ratios.
+//
+//	go run ./bench [-n 200] [-only run] [-nsbox PATH]
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// tool is one command line to time.
+type tool struct {
+	name string
+	argv []string
+	env  []string
+	// times and peak resident set sizes (kB) of each run
+	times []time.Duration
+	rss   []int64
+}
+
+// suite is a set of tools measured together, and the ratios to report.
+type suite struct {
+	name   string
+	about  string
+	tools  []*tool
+	ratios [][2]string // numerator, denominator tool names
+	setup  func() error
+	clean  func()
+}
+
+func main() {
+	n := flag.Int("n", 200, "runs of each tool")
+	warm := flag.Int("warmup", 10, "unmeasured runs of each tool first")
+	only := flag.String("only", "", "run only the suites whose names contain this")
+	nsboxPath := flag.String("nsbox", "", "nsbox binary (default: build ./cmd/nsbox)")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fatalf("bench compares runtimes as root; run it as root")
+	}
+	work, err := os.MkdirTemp("", "nsbox-bench-")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	defer os.RemoveAll(work)
+	bin := *nsboxPath
+	if bin == "" {
+		bin = filepath.Join(work, "nsbox")
+		build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/nsbox")
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if err := build.Run(); err != nil {
+			fatalf("build nsbox: %v", err)
+		}
+	}
+	rootfs, err := busyboxRootfs(filepath.Join(work, "rootfs"))
+	if err != nil {
+		fatalf("rootfs: %v", err)
+	}
+	env := environment{work: work, nsbox: bin, rootfs: rootfs}
+	failed := false
+	for _, s := range suites(env) {
+		if *only != "" && !strings.Contains(s.name, *only) {
+			continue
+		}
+		if err := runSuite(s, *n, *warm); err != nil {
+			fmt.Fprintf(os.Stderr, "bench %s: %v\n", s.name, err)
+			failed = true
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+type environment struct {
+	work, nsbox, rootfs string
+}
+
+func suites(e environment) []suite {
+	return []suite{
+		{
+			name:  "run",
+			about: "/bin/true in a busybox rootfs, new mnt+pid+net+ipc+uts (+user, +cgroup) namespaces",
+			tools: []*tool{
+				{name: "nsbox", argv: []string{e.nsbox, "--root", filepath.Join(e.work, "state"), "run", "--rootfs", e.rootfs, "--read-only", "--", "/bin/true"}},
+				{name: "bwrap", argv: []string{"bwrap", "--unshare-all", "--ro-bind", e.rootfs, "/", "--proc", "/proc", "--dev", "/dev", "/bin/true"}},
+				{name: "unshare", argv: []string{"unshare", "-fpmuin", "--mount-proc", "/bin/true"}},
+				{name: "true", argv: []string{"/bin/true"}},
+			},
+			ratios: [][2]string{{"nsbox", "bwrap"}, {"nsbox", "unshare"}},
+		},
+	}
+}
+
+func runSuite(s suite, n, warm int) error {
+	for _, t := range s.tools {
+		if _, err := exec.LookPath(t.argv[0]); err != nil {
+			return fmt.Errorf("%s: %v (install it: the comparison must not be skipped)", t.name, err)
+		}
+	}
+	if s.setup != nil {
+		if err := s.setup(); err != nil {
+			return err
+		}
+	}
+	if s.clean != nil {
+		defer s.clean()
+	}
+	for i := 0; i < warm+n; i++ {
+		for j := range s.tools {
+			t := s.tools[(i+j)%len(s.tools)]
+			d, rss, err := runOnce(t)
+			if err != nil {
+				return fmt.Errorf("%s: %v", t.name, err)
+			}
+			if i >= warm {
+				t.times = append(t.times, d)
+				t.rss = append(t.rss, rss)
+			}
+		}
+	}
+	report(s)
+	return nil
+}
+
+// runOnce runs t and returns its wall time and the peak RSS of its process.
+func runOnce(t *tool) (time.Duration, int64, error) {
+	cmd := exec.Command(t.argv[0], t.argv[1:]...)
+	cmd.Env = append(os.Environ(), t.env...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, 0, fmt.Errorf("%v: %s", err, out.String())
+	}
+	d := time.Since(start)
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return d, ru.Maxrss, nil
+}
+
+func report(s suite) {
+	fmt.Printf("\n== %s: %s (%d runs each, interleaved)\n", s.name, s.about, len(s.tools[0].times))
+	fmt.Printf("%-10s %10s %10s %10s %10s %12s\n", "tool", "mean", "min", "median", "p90", "peak RSS")
+	byName := map[string]*tool{}
+	for _, t := range s.tools {
+		byName[t.name] = t
+		fmt.Printf("%-10s %10s %10s %10s %10s %9d kB\n", t.name, ms(mean(t.times)), ms(pct(t.times, 0)),
+			ms(pct(t.times, 50)), ms(pct(t.times, 90)), maxOf(t.rss))
+	}
+	for _, r := range s.ratios {
+		a, b := byName[r[0]], byName[r[1]]
+		fmt.Printf("ratio %s/%s: mean %.2fx, min %.2fx, median %.2fx\n", r[0], r[1],
+			float64(mean(a.times))/float64(mean(b.times)),
+			float64(pct(a.times, 0))/float64(pct(b.times, 0)),
+			float64(pct(a.times, 50))/float64(pct(b.times, 50)))
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d)/1e6) }
+
+func mean(ds []time.Duration) time.Duration {
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return sum / time.Duration(len(ds))
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[(len(s)-1)*p/100]
+}
+
+func maxOf(xs []int64) int64 {
+	var m int64
+	for _, x := range xs {
+		if x > m {
+			m = x
+		}
+	}
+	return m
+}
+
+// busyboxRootfs makes a minimal root filesystem from Debian's busybox-static.
+func busyboxRootfs(dir string) (string, error) {
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		return "", fmt.Errorf("busybox not found (apt-get install busybox-static)")
+	}
+	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp", "run", "etc"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), data, 0o755); err != nil {
+		return "", err
+	}
+	for _, app := range []string{"sh", "true", "false", "echo", "cat", "ls", "sleep", "id", "hostname", "mount"} {
+		if err := os.Symlink("busybox", filepath.Join(dir, "bin", app)); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+func fatalf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...)
+	os.Exit(1)
+}
