@@ -49,9 +49,37 @@ func hasOption(opts []string, o string) bool {
 	return false
 }
 
-// makeTree makes the detached, id-mapped clone of m.Source that the child of
-// box process pid asked for.
+// parentMakesTrees has the parent, which runs with the caller's privileges,
+// clone the trees a box binds from the host: the box's root, an unrelated
+// id in a user namespace, may not even reach a directory that root can. With
+// idmapRoot the root tree is id-mapped to the box's ids, so that its root
+// owns it (as podman --userns=auto does).
+func parentMakesTrees(fs *rootfs.Plan, idmapRoot bool, ids idDecision) {
+	fs.RootFromParent = true
+	if idmapRoot && fs.Root != "/" {
+		fs.RootIDMap = &rootfs.IDMap{UIDs: ids.uids, GIDs: ids.gids}
+	}
+	for i := range fs.Mounts {
+		if fs.Mounts[i].Kind == rootfs.Bind {
+			fs.Mounts[i].FromParent = true
+		}
+	}
+}
+
+// makeTree makes the detached clone of m.Source (id-mapped when m.IDMap is
+// set) that the child of box process pid asked for.
 func makeTree(m rootfs.Mount, pid int, ids idDecision) (int, error) {
+	flags := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
+	if m.Recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	if m.IDMap == nil {
+		tree, err := unix.OpenTree(unix.AT_FDCWD, m.Source, uint(flags))
+		if err != nil {
+			return -1, fmt.Errorf("%s: %w", m.Describe(), err)
+		}
+		return tree, nil
+	}
 	var nsfd int
 	var err error
 	if sameMaps(m.IDMap.UIDs, ids.uids) && sameMaps(m.IDMap.GIDs, ids.gids) {
@@ -63,10 +91,8 @@ func makeTree(m rootfs.Mount, pid int, ids idDecision) (int, error) {
 		return -1, fmt.Errorf("id-mapped mount of %s: user namespace: %w", m.Source, err)
 	}
 	defer unix.Close(nsfd)
-	flags := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
 	setFlags := unix.AT_EMPTY_PATH
 	if m.Recursive {
-		flags |= unix.AT_RECURSIVE
 		setFlags |= unix.AT_RECURSIVE
 	}
 	tree, err := unix.OpenTree(unix.AT_FDCWD, m.Source, uint(flags))
@@ -104,7 +130,7 @@ func fsType(path string) string {
 	names := map[int64]string{
 		unix.EXT4_SUPER_MAGIC: "ext4", unix.XFS_SUPER_MAGIC: "xfs", unix.BTRFS_SUPER_MAGIC: "btrfs",
 		unix.TMPFS_MAGIC: "tmpfs", unix.NFS_SUPER_MAGIC: "nfs", unix.OVERLAYFS_SUPER_MAGIC: "overlayfs",
-		unix.FUSE_SUPER_MAGIC: "fuse", 0x6a656a63: "fakeowner",
+		unix.FUSE_SUPER_MAGIC: "fuse", unix.SYSFS_MAGIC: "sysfs", unix.PROC_SUPER_MAGIC: "proc",
 	}
 	if n, ok := names[int64(st.Type)]; ok {
 		return n

@@ -65,6 +65,9 @@ type StartOptions struct {
 	CwdFallback bool
 	// WinSize is the initial size of the box's terminal, if it has one.
 	WinSize unix.Winsize
+	// Stdin, Stdout and Stderr become the command's standard streams; nil
+	// keeps the caller's.
+	Stdin, Stdout, Stderr *os.File `json:"-"`
 	// Bundle is the OCI bundle directory, recorded in the state.
 	Bundle string
 	// Debug, when set, receives the list of the child's set-up steps.
@@ -160,14 +163,19 @@ func (rt *Runtime) Start(id string, s *specs.Spec, o StartOptions) (b *Box, err 
 			OwnIPC:   nsPlan.Is(specs.IPCNamespace, namespaces.New),
 			TTYGroup: ids.ttyGroup,
 			Terminal: s.Process.Terminal,
+			HostMqueue: func() bool {
+				_, err := os.Stat("/dev/mqueue")
+				return err == nil
+			}(),
 		})
 		if err != nil {
 			return nil, err
 		}
-		if o.IDMapBinds && ids.rangeStart != 0 && fs.Root != "/" {
-			// The box's root owns the rootfs, as with podman --userns=auto.
-			fs.RootFromParent = true
-			fs.RootIDMap = &rootfs.IDMap{UIDs: ids.uids, GIDs: ids.gids}
+		if err := checkBindSources(fs); err != nil {
+			return nil, err
+		}
+		if os.Geteuid() == 0 && nsPlan.Is(specs.UserNamespace, namespaces.New) {
+			parentMakesTrees(fs, o.IDMapBinds && ids.rangeStart != 0, ids)
 		}
 	} else if s.Root != nil && filepath.Clean(s.Root.Path) != "/" {
 		return nil, fmt.Errorf("root.path %s needs a new mount namespace", s.Root.Path)
@@ -190,6 +198,7 @@ func (rt *Runtime) Start(id string, s *specs.Spec, o StartOptions) (b *Box, err 
 		PreserveFDs:     o.PreserveFDs,
 		WinSize:         o.WinSize,
 		CwdFallback:     o.CwdFallback,
+		Stdio:           [3]int{fdOf(o.Stdin), fdOf(o.Stdout), fdOf(o.Stderr)},
 	})
 	if err != nil {
 		return nil, err
@@ -264,6 +273,30 @@ func (rt *Runtime) allocator() *userns.Allocator {
 		st, err := rt.store.Load(id)
 		return err == nil && st.Status != specs.StateStopped
 	})
+}
+
+// checkBindSources stats the sources of bind mounts: a missing one is an
+// error, and a file needs a file as its mount point.
+func checkBindSources(fs *rootfs.Plan) error {
+	for i := range fs.Mounts {
+		m := &fs.Mounts[i]
+		if m.Kind != rootfs.Bind {
+			continue
+		}
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			return fmt.Errorf("%s: source: %w", m.Describe(), err)
+		}
+		m.File = !fi.IsDir()
+	}
+	return nil
+}
+
+func fdOf(f *os.File) int {
+	if f == nil {
+		return -1
+	}
+	return int(f.Fd())
 }
 
 func checkSpec(s *specs.Spec) error {
@@ -349,15 +382,11 @@ func (rt *Runtime) decideIDs(id string, s *specs.Spec, ns namespaces.Plan, o Sta
 	_, d.ttyGroup = userns.ToHost(d.gids, 5)
 	if _, ok := userns.ToHost(d.uids, s.Process.User.UID); !ok {
 		d.release()
-		return d, fmt.Errorf("user %d is not mapped in the box's user namespace (%s)", s.Process.User.UID, fmtMaps(d.uids))
+		return d, fmt.Errorf("user %d does not exist in the box: its user namespace maps uids %s", s.Process.User.UID, userns.Inside(d.uids))
 	}
 	if _, ok := userns.ToHost(d.gids, s.Process.User.GID); !ok {
 		d.release()
-		return d, fmt.Errorf("group %d is not mapped in the box's user namespace (%s)", s.Process.User.GID, fmtMaps(d.gids))
+		return d, fmt.Errorf("group %d does not exist in the box: its user namespace maps gids %s", s.Process.User.GID, userns.Inside(d.gids))
 	}
 	return d, nil
-}
-
-func fmtMaps(m []specs.LinuxIDMapping) string {
-	return string(userns.Format(m)[:len(userns.Format(m))-1])
 }

@@ -15,22 +15,26 @@ import (
 	"github.com/nsbox/nsbox"
 )
 
-// boxArg parses the flags of a verb that takes one box id (plus extra
-// positional arguments up to max).
-func boxArgs(g *global, fs *flagSet, args []string, min, max int) ([]string, int, bool) {
+// boxArgs parses the flags of a verb that takes between min and max
+// arguments and opens the runtime. When ok is false the verb is done and
+// returns code.
+func boxArgs(g *global, fs *flagSet, args []string, min, max int) (rt *nsbox.Runtime, pos []string, code int, ok bool) {
 	pos, rest, _, err := fs.parse(args)
 	if errors.Is(err, errHelp) {
 		fmt.Print(fs.help())
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
 	if err != nil {
-		return nil, fail(g, err), false
+		return nil, nil, fail(g, err), false
 	}
 	pos = append(pos, rest...)
 	if len(pos) < min || len(pos) > max {
-		return nil, fail(g, fs.errorf("want %s", fs.usage)), false
+		return nil, nil, fail(g, fs.errorf("want %s", fs.usage)), false
 	}
-	return pos, 0, true
+	if rt, err = nsbox.New(g.root); err != nil {
+		return nil, nil, fail(g, err), false
+	}
+	return rt, pos, 0, true
 }
 
 func cmdList(g *global, args []string) int {
@@ -39,12 +43,9 @@ func cmdList(g *global, args []string) int {
 	fs := newFlagSet("list", "[--format table|json] [--quiet]", "List the boxes in the state directory.")
 	fs.stringVar(&format, "format", "f", "table|json", "output format")
 	fs.boolVar(&quiet, "quiet", "q", "print only the ids")
-	if _, code, ok := boxArgs(g, fs, args, 0, 0); !ok {
+	rt, _, code, ok := boxArgs(g, fs, args, 0, 0)
+	if !ok {
 		return code
-	}
-	rt, err := nsbox.New(g.root)
-	if err != nil {
-		return fail(g, err)
 	}
 	boxes, err := rt.List()
 	if err != nil {
@@ -112,13 +113,9 @@ func ownerName(uid int) string {
 
 func cmdState(g *global, args []string) int {
 	fs := newFlagSet("state", "ID", "Print the OCI state of a box as JSON.")
-	pos, code, ok := boxArgs(g, fs, args, 1, 1)
+	rt, pos, code, ok := boxArgs(g, fs, args, 1, 1)
 	if !ok {
 		return code
-	}
-	rt, err := nsbox.New(g.root)
-	if err != nil {
-		return fail(g, err)
 	}
 	st, err := rt.State(pos[0])
 	if err != nil {
@@ -137,7 +134,7 @@ func cmdKill(g *global, args []string) int {
 	var all bool
 	fs := newFlagSet("kill", "ID [SIGNAL]", "Send SIGNAL (default SIGTERM; a name or a number) to a box.")
 	fs.boolVar(&all, "all", "a", "signal every process of the box")
-	pos, code, ok := boxArgs(g, fs, args, 1, 2)
+	rt, pos, code, ok := boxArgs(g, fs, args, 1, 2)
 	if !ok {
 		return code
 	}
@@ -148,10 +145,6 @@ func cmdKill(g *global, args []string) int {
 			return fail(g, err)
 		}
 		sig = s
-	}
-	rt, err := nsbox.New(g.root)
-	if err != nil {
-		return fail(g, err)
 	}
 	if err := rt.Kill(pos[0], sig); err != nil {
 		return fail(g, err)
@@ -181,13 +174,9 @@ func cmdDelete(g *global, args []string) int {
 	var force bool
 	fs := newFlagSet("delete", "[--force] ID", "Remove a stopped box; with --force, kill it first if it runs.")
 	fs.boolVar(&force, "force", "f", "kill the box if it runs")
-	pos, code, ok := boxArgs(g, fs, args, 1, 1)
+	rt, pos, code, ok := boxArgs(g, fs, args, 1, 1)
 	if !ok {
 		return code
-	}
-	rt, err := nsbox.New(g.root)
-	if err != nil {
-		return fail(g, err)
 	}
 	if err := rt.Delete(pos[0], force); err != nil {
 		if force && errors.Is(err, nsbox.ErrNotExist) {

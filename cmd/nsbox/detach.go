@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -39,8 +40,9 @@ func detach(g *global, id string, s *specs.Spec, opts nsbox.StartOptions) int {
 	if err != nil {
 		return fail(g, err)
 	}
+	// The monitor and the box keep none of the caller's streams: a caller
+	// reading our output (ID=$(nsbox run -d ...)) must see its end now.
 	cmd := exec.Command("/proc/self/exe", monitorVerb)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{statusW, reqR} // fds 3 and 4
 	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -83,6 +85,26 @@ func cmdMonitor(args []string) int {
 		fmt.Fprintln(status, err)
 		return exitError
 	}
+	// The box reads nothing and writes to a log in its state directory
+	// (removed with the box).
+	if err := os.MkdirAll(rt.Root(), 0o700); err != nil {
+		fmt.Fprintln(status, err)
+		return exitError
+	}
+	logPath := filepath.Join(rt.Root(), "."+req.ID+".log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		fmt.Fprintf(status, "box output log: %v\n", err)
+		return exitError
+	}
+	defer os.Remove(logPath)
+	if null, err := os.Open(os.DevNull); err == nil {
+		unix.Dup2(int(null.Fd()), 0)
+		null.Close()
+	}
+	unix.Dup2(int(logFile.Fd()), 1)
+	unix.Dup2(int(logFile.Fd()), 2)
+	logFile.Close()
 	box, err := rt.Start(req.ID, req.Spec, req.Options)
 	if err != nil {
 		fmt.Fprintln(status, err)
@@ -90,14 +112,6 @@ func cmdMonitor(args []string) int {
 	}
 	fmt.Fprintln(status, "ok")
 	status.Close()
-	// The box has its own copies of the standard streams; the monitor keeps
-	// none, so a terminal or pipe closes when the box is done with it.
-	if null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0); err == nil {
-		for fd := 0; fd < 3; fd++ {
-			unix.Dup2(int(null.Fd()), fd)
-		}
-		null.Close()
-	}
 	code, _ := box.Wait()
 	return code
 }

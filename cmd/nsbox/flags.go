@@ -123,6 +123,12 @@ func (fs *flagSet) parse(args []string) (pos, rest []string, dashdash bool, err 
 					return nil, nil, false, fs.errorf("unknown flag %s for 'nsbox %s'", name, fs.verb)
 				}
 				if d.arg == "" {
+					if v, ok := strings.CutPrefix(a[j+1:], "="); ok {
+						if err := d.set(v); err != nil {
+							return nil, nil, false, fs.errorf("%s=%s: %v", name, v, err)
+						}
+						break
+					}
 					d.set("true")
 					continue
 				}

@@ -237,7 +237,11 @@ func parseBind(v string) (src, dst string, ro bool, err error) {
 		return "", "", false, fmt.Errorf("--bind %q: want SRC:DST[:ro]", v)
 	}
 	if _, err := os.Stat(src); err != nil {
-		return "", "", false, fmt.Errorf("--bind %s: source %w", v, err)
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return "", "", false, fmt.Errorf("--bind %s: source %s: %w", v, src, err)
 	}
 	if !strings.HasPrefix(dst, "/") {
 		return "", "", false, fmt.Errorf("--bind %s: destination %q must be an absolute path", v, dst)
@@ -362,6 +366,9 @@ func runForeground(g *global, id string, s *specs.Spec, opts nsbox.StartOptions,
 	}
 	box, err := rt.Start(id, s, opts)
 	if err != nil {
+		if errors.Is(err, unix.EROFS) && s.Root != nil && s.Root.Path == "/" {
+			err = fmt.Errorf("%w: the host's / is read-only in the box; mount on an existing directory, or under /tmp or /run", err)
+		}
 		return startFailed(g, err)
 	}
 	if pidFile != "" {

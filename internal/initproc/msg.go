@@ -34,6 +34,7 @@ const (
 	MsgPty                       // the attached fd is the master of the box's terminal
 	MsgWantFD                    // the child asks for the parent's file descriptor number Val
 	MsgReady                     // set-up is done; Val says what comes next
+	MsgAlive                     // nothing: sending it fails if the parent is gone
 )
 
 // Msg is the fixed-size message the child sends.

@@ -165,6 +165,7 @@ func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 			if err != nil {
 				return fmt.Errorf("sync with the box: %w", err)
 			}
+		case initproc.MsgAlive:
 		case initproc.MsgPty:
 			fds, err := receivedFDs(oob[:oobn])
 			if err != nil || len(fds) != 1 {

@@ -110,6 +110,15 @@ func resolveHow(b *initproc.Builder, flags uint64) initproc.Arg {
 // register. With create, missing directories are made (and a missing final
 // component is made as a directory, or as an empty file when file is set).
 func (e *Emitter) open(p string, file, create bool) initproc.Reg {
+	return e.openFor(p, file, create, "")
+}
+
+// openFor is open for a mount point: purpose names the mount in messages.
+func (e *Emitter) openFor(p string, file, create bool, purpose string) initproc.Reg {
+	suffix := ""
+	if purpose != "" {
+		suffix = " (for " + purpose + ")"
+	}
 	b := e.b
 	rel := strings.TrimPrefix(p, "/")
 	var dirFlag uint64 = unix.O_DIRECTORY
@@ -127,7 +136,7 @@ func (e *Emitter) open(p string, file, create bool) initproc.Reg {
 	dir := e.root
 	for k, c := range comps[:len(comps)-1] {
 		prefix := strings.Join(comps[:k+1], "/")
-		b.Call("create directory /"+prefix, unix.SYS_MKDIRAT, initproc.R(dir), b.Str(c), initproc.Imm(0o755)).Allow(unix.EEXIST)
+		b.Call("create directory /"+prefix+suffix, unix.SYS_MKDIRAT, initproc.R(dir), b.Str(c), initproc.Imm(0o755)).Allow(unix.EEXIST)
 		next := b.Call("resolve /"+prefix+" in the box", unix.SYS_OPENAT2, initproc.R(e.root), b.Str(prefix),
 			resolveHow(b, unix.O_DIRECTORY), initproc.Imm(unix.SizeofOpenHow)).Out()
 		if dir != e.root {
@@ -137,11 +146,11 @@ func (e *Emitter) open(p string, file, create bool) initproc.Reg {
 	}
 	last := comps[len(comps)-1]
 	if file {
-		f := b.Call("create "+p, unix.SYS_OPENAT, initproc.R(dir), b.Str(last),
+		f := b.Call("create "+p+suffix, unix.SYS_OPENAT, initproc.R(dir), b.Str(last),
 			initproc.Imm(unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC), initproc.Imm(0o644)).Out()
 		b.Close(f)
 	} else {
-		b.Call("create directory "+p, unix.SYS_MKDIRAT, initproc.R(dir), b.Str(last), initproc.Imm(0o755)).Allow(unix.EEXIST)
+		b.Call("create directory "+p+suffix, unix.SYS_MKDIRAT, initproc.R(dir), b.Str(last), initproc.Imm(0o755)).Allow(unix.EEXIST)
 	}
 	if dir != e.root {
 		b.Close(dir)
@@ -155,7 +164,7 @@ func (e *Emitter) open(p string, file, create bool) initproc.Reg {
 func (e *Emitter) mount(m Mount) {
 	b := e.b
 	what := m.Describe()
-	target := e.open(m.Target, m.File, true)
+	target := e.openFor(m.Target, m.File, true, what)
 	switch m.Kind {
 	case New:
 		b.Call(what, unix.SYS_FCHDIR, initproc.R(target))
@@ -169,7 +178,7 @@ func (e *Emitter) mount(m Mount) {
 	case Bind:
 		var tree initproc.Reg
 		if m.FromParent {
-			tree = b.Sync("receive the id-mapped tree of "+m.Source, initproc.MsgWantFD, e.parent.add(m), true)
+			tree = b.Sync("receive the tree of "+m.Source, initproc.MsgWantFD, e.parent.add(m), true)
 		} else {
 			flags := uintptr(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
 			if m.Recursive {

@@ -5,6 +5,7 @@
 package rootfs
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -26,6 +27,9 @@ type Context struct {
 	TTYGroup bool
 	// Terminal: the box gets a terminal, so /dev/console is made.
 	Terminal bool
+	// HostMqueue: the host has /dev/mqueue, to show a box that shares the
+	// host's IPC namespace from a user namespace (it cannot mount its own).
+	HostMqueue bool
 }
 
 // Kind is how a mount is made.
@@ -141,6 +145,9 @@ func PlanFor(s *specs.Spec, ctx Context) (*Plan, error) {
 	devMounted := false
 	for i, m := range s.Mounts {
 		mt, err := planMount(m, ctx)
+		if err == errSkip {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("mounts[%d] (%s): %w", i, m.Destination, err)
 		}
@@ -222,6 +229,9 @@ func planDevice(d specs.LinuxDevice) (Device, error) {
 	return dev, nil
 }
 
+// errSkip: the mount cannot be made in this context and is left out.
+var errSkip = errors.New("skip")
+
 func planMount(m specs.Mount, ctx Context) (Mount, error) {
 	if !path.IsAbs(m.Destination) {
 		return Mount{}, fmt.Errorf("destination must be an absolute path")
@@ -250,6 +260,8 @@ func planMount(m specs.Mount, ctx Context) (Mount, error) {
 		bind, o.Recursive, mt.Source = true, true, "/proc"
 	case m.Type == "sysfs" && ctx.UserNS && !ctx.OwnNet:
 		bind, o.Recursive, mt.Source = true, true, "/sys"
+	case m.Type == "mqueue" && ctx.UserNS && !ctx.OwnIPC && !ctx.HostMqueue:
+		return Mount{}, errSkip
 	case m.Type == "mqueue" && ctx.UserNS && !ctx.OwnIPC:
 		bind, mt.Source = true, "/dev/mqueue"
 	case m.Type == "devpts" && !ctx.TTYGroup:

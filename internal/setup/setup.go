@@ -51,6 +51,9 @@ type Config struct {
 	WinSize unix.Winsize
 	// CwdFallback: use "/" when the working directory does not exist.
 	CwdFallback bool
+	// Stdio are descriptors (of the parent, so also of the child) to become
+	// the command's standard streams; -1 keeps the parent's.
+	Stdio [3]int
 }
 
 // Result is the program and how to start it.
@@ -95,15 +98,11 @@ func Build(c Config) (*Result, error) {
 	newUser := c.NS.Is(specs.UserNamespace, namespaces.New)
 	newTime := newFlags&unix.CLONE_NEWTIME != 0
 	newFlags &^= unix.CLONE_NEWTIME // created by unshare, after its offsets are known
-	if c.DieWithParent {
-		b.Call("ask to die with the parent", unix.SYS_PRCTL, imm(unix.PR_SET_PDEATHSIG), imm(uintptr(unix.SIGKILL)))
-	}
 	if len(joins) == 0 {
 		// Fast path: one clone creates every namespace, the child is PID 1.
 		r.Clone.Flags = newFlags
 		if newUser {
 			b.Sync("wait for the id maps", initproc.MsgMaps, 0, false)
-			becomeRoot(b, c.SetgroupsDenied)
 			r.NeedsMaps = true
 		}
 	} else {
@@ -120,7 +119,6 @@ func Build(c Config) (*Result, error) {
 		if newUser {
 			b.Call("create a user namespace", unix.SYS_UNSHARE, imm(unix.CLONE_NEWUSER))
 			b.Sync("wait for the id maps", initproc.MsgMaps, 0, false)
-			becomeRoot(b, c.SetgroupsDenied)
 			r.NeedsMaps = true
 		}
 		if rest := newFlags &^ unix.CLONE_NEWUSER; rest != 0 {
@@ -136,13 +134,22 @@ func Build(c Config) (*Result, error) {
 			b.Close(f)
 		}
 	}
+	// Only now switch to the user namespace's root: changing ids makes the
+	// process undumpable, and its /proc files (timens_offsets above) would
+	// then belong to the host's root.
+	if newUser {
+		becomeRoot(b, c.SetgroupsDenied)
+	}
 	pidNotInherited := c.NS.Is(specs.PIDNamespace, namespaces.Join) || (len(joins) > 0 && c.NS.Is(specs.PIDNamespace, namespaces.New))
 	if pidNotInherited {
 		b.ForkPID1("fork into the pid namespace")
 		r.ForksPID1 = true
-		if c.DieWithParent {
-			b.Call("ask to die with the parent", unix.SYS_PRCTL, imm(unix.PR_SET_PDEATHSIG), imm(uintptr(unix.SIGKILL)))
-		}
+	}
+	// After the last change of ids, which clears it; then make sure the
+	// parent did not die before it was set (the send fails on a closed peer).
+	if c.DieWithParent {
+		b.Call("ask to die with the parent", unix.SYS_PRCTL, imm(unix.PR_SET_PDEATHSIG), imm(uintptr(unix.SIGKILL)))
+		b.Send("check that the parent lives", initproc.MsgAlive, 0, 0)
 	}
 	// No process in the box may read this one's memory (a copy of the
 	// parent's) or reach the nsbox binary through /proc/PID/exe.
@@ -210,6 +217,11 @@ func becomeRoot(b *initproc.Builder, setgroupsDenied bool) {
 func processStage(b *initproc.Builder, c Config, forked bool) error {
 	p := c.Spec.Process
 	imm := func(v uintptr) initproc.Arg { return initproc.Imm(v) }
+	for i, fd := range c.Stdio {
+		if fd >= 0 && fd != i {
+			b.Call(fmt.Sprintf("connect standard stream %d", i), unix.SYS_DUP3, imm(uintptr(fd)), imm(uintptr(i)), imm(0))
+		}
+	}
 	if p.Terminal {
 		if forked {
 			b.Call("start a session for the terminal", unix.SYS_SETSID)

@@ -107,6 +107,19 @@ func ToHost(maps []specs.LinuxIDMapping, id uint32) (uint32, bool) {
 	return 0, false
 }
 
+// Inside lists the ids that maps make exist inside the namespace ("0-65535").
+func Inside(maps []specs.LinuxIDMapping) string {
+	var parts []string
+	for _, m := range maps {
+		if m.Size == 1 {
+			parts = append(parts, strconv.FormatUint(uint64(m.ContainerID), 10))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", m.ContainerID, uint64(m.ContainerID)+uint64(m.Size)-1))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // SubIDs reads the ranges that /etc/subuid-style content grants to the user
 // with the given name or uid.
 func SubIDs(content []byte, name string, id uint32) []Range {

@@ -1,0 +1,149 @@
+package setup
+
+import (
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/namespaces"
+)
+
+func spec(ns ...specs.LinuxNamespace) *specs.Spec {
+	return &specs.Spec{
+		Process: &specs.Process{Args: []string{"sh"}, Env: []string{"PATH=/bin:/usr/bin"}, Cwd: "/"},
+		Root:    &specs.Root{Path: "/"},
+		Linux:   &specs.Linux{Namespaces: ns},
+	}
+}
+
+func build(t *testing.T, c Config) (*Result, string) {
+	t.Helper()
+	c.Stdio = [3]int{-1, -1, -1}
+	if c.NS.Mode == nil {
+		p, err := namespaces.PlanFor(c.Spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.NS = p
+	}
+	r, err := Build(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, r.Program.String()
+}
+
+// order checks that the steps named appear in the program in this order.
+func order(t *testing.T, prog string, steps ...string) {
+	t.Helper()
+	at := 0
+	for _, s := range steps {
+		i := strings.Index(prog[at:], s)
+		if i < 0 {
+			t.Fatalf("no %q after position %d in:\n%s", s, at, prog)
+		}
+		at += i + len(s)
+	}
+}
+
+func TestFastPathClonesEveryNamespace(t *testing.T) {
+	s := spec(specs.LinuxNamespace{Type: specs.UserNamespace}, specs.LinuxNamespace{Type: specs.PIDNamespace},
+		specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	r, prog := build(t, Config{Spec: s, Init: true, DieWithParent: true})
+	if r.Clone.Flags != unix.CLONE_NEWUSER|unix.CLONE_NEWPID|unix.CLONE_NEWNET || r.ForksPID1 || !r.NeedsMaps {
+		t.Fatalf("clone flags %#x, forks %v, maps %v", r.Clone.Flags, r.ForksPID1, r.NeedsMaps)
+	}
+	order(t, prog, "wait for the id maps", "become root of the user namespace", "ask to die with the parent",
+		"check that the parent lives", "make the box's first process undumpable", "bring lo up", "fork the command",
+		"unblock signals", "set capabilities", "exec sh", "close the init's files", "run as init")
+}
+
+func TestJoinsUnshareAndForkIntoThePidNamespace(t *testing.T) {
+	s := spec(specs.LinuxNamespace{Type: specs.UserNamespace}, specs.LinuxNamespace{Type: specs.PIDNamespace},
+		specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: "/run/netns/x"})
+	r, prog := build(t, Config{Spec: s, JoinFDs: map[namespaces.Type]int{specs.NetworkNamespace: 7}})
+	if r.Clone.Flags != 0 || !r.ForksPID1 {
+		t.Fatalf("clone flags %#x, forks %v", r.Clone.Flags, r.ForksPID1)
+	}
+	// Joined before the new user namespace exists, while the caller's
+	// privileges still apply; the new ones after the id maps.
+	order(t, prog, "join net namespace /run/netns/x", "create a user namespace", "wait for the id maps",
+		"create namespaces", "become root", "fork into the pid namespace", "exec sh")
+}
+
+func TestTimeOffsetsBeforeBecomingRoot(t *testing.T) {
+	s := spec(specs.LinuxNamespace{Type: specs.UserNamespace}, specs.LinuxNamespace{Type: specs.TimeNamespace})
+	s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"monotonic": {Secs: 10}, "boottime": {Secs: -3, Nanosecs: 5}}
+	r, prog := build(t, Config{Spec: s})
+	if r.Clone.Flags&unix.CLONE_NEWTIME != 0 {
+		t.Error("the time namespace must be unshared, not cloned (offsets first)")
+	}
+	order(t, prog, "create a time namespace", "set time offsets monotonic 10 0, boottime -3 5", "become root")
+}
+
+func TestNoInitExecsDirectly(t *testing.T) {
+	_, prog := build(t, Config{Spec: spec(specs.LinuxNamespace{Type: specs.PIDNamespace})})
+	if strings.Contains(prog, "fork the command") || strings.Contains(prog, "run as init") {
+		t.Errorf("no init requested:\n%s", prog)
+	}
+}
+
+func TestCapabilitiesAndIdentity(t *testing.T) {
+	s := spec()
+	s.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{5, 6}}
+	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: []string{"CAP_KILL"}, Ambient: []string{"CAP_KILL"},
+		Permitted: []string{"CAP_KILL"}, Inheritable: []string{"CAP_KILL"}, Effective: []string{"CAP_KILL"}}
+	s.Process.NoNewPrivileges = true
+	_, prog := build(t, Config{Spec: s})
+	order(t, prog, "keep capabilities across setuid", "drop CAP_CHOWN from the bounding set", "set supplementary groups [5 6]",
+		"set gid 1000", "set uid 1000", "stop keeping capabilities", "set capabilities", "raise ambient CAP_KILL",
+		"set no_new_privs", "set umask 0022", "resolve the working directory /", "close inherited files on exec", "exec sh")
+	if strings.Contains(prog, "drop CAP_KILL") {
+		t.Error("CAP_KILL dropped from the bounding set")
+	}
+	s.Process.Capabilities.Bounding = []string{"CAP_NOPE"}
+	if _, err := Build(Config{Spec: s}); err == nil {
+		t.Error("unknown capability accepted")
+	}
+}
+
+func TestSetgroupsDenied(t *testing.T) {
+	s := spec()
+	_, prog := build(t, Config{Spec: s, SetgroupsDenied: true})
+	if strings.Contains(prog, "supplementary groups") {
+		t.Errorf("setgroups used where it is denied:\n%s", prog)
+	}
+	s.Process.User.AdditionalGids = []uint32{1}
+	if _, err := Build(Config{Stdio: [3]int{-1, -1, -1}, Spec: s, SetgroupsDenied: true, NS: namespaces.Plan{Mode: map[namespaces.Type]namespaces.Mode{}}}); err == nil {
+		t.Error("additional gids accepted with setgroups denied")
+	}
+}
+
+func TestCandidates(t *testing.T) {
+	if got := candidates("sh", []string{"PATH=/a:/b"}); strings.Join(got, " ") != "/a/sh /b/sh" {
+		t.Errorf("%v", got)
+	}
+	if got := candidates("./x", nil); len(got) != 1 || got[0] != "./x" {
+		t.Errorf("%v", got)
+	}
+	if got := candidates("ls", nil); len(got) != 6 || got[0] != "/usr/local/sbin/ls" {
+		t.Errorf("default PATH: %v", got)
+	}
+}
+
+func TestRejects(t *testing.T) {
+	for name, mut := range map[string]func(*specs.Spec){
+		"no args":      func(s *specs.Spec) { s.Process.Args = nil },
+		"NUL in args":  func(s *specs.Spec) { s.Process.Args = []string{"a\x00b"} },
+		"relative cwd": func(s *specs.Spec) { s.Process.Cwd = "tmp" },
+		"bad rlimit":   func(s *specs.Spec) { s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOPE"}} },
+	} {
+		s := spec()
+		mut(s)
+		if _, err := Build(Config{Stdio: [3]int{-1, -1, -1}, Spec: s, NS: namespaces.Plan{Mode: map[namespaces.Type]namespaces.Mode{}}}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
