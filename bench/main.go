@@ -46,11 +46,14 @@ func main() {
 	warm := flag.Int("warmup", 10, "unmeasured runs of each tool first")
 	only := flag.String("only", "", "run only the suites whose names contain this")
 	nsboxPath := flag.String("nsbox", "", "nsbox binary (default: build ./cmd/nsbox)")
+	var compare commandList
+	flag.Var(&compare, "compare", "an ad-hoc command line to time (repeat; interleaved with the others; NSBOX and ROOTFS are replaced)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fatalf("bench compares runtimes as root; run it as root")
 	}
-	work, err := os.MkdirTemp("", "nsbox-bench-")
+	// Under /run: nsbox keeps its state on tmpfs by default (/run/nsbox).
+	work, err := os.MkdirTemp("/run", "nsbox-bench-")
 	if err != nil {
 		fatalf("%v", err)
 	}
@@ -70,8 +73,21 @@ func main() {
 		fatalf("rootfs: %v", err)
 	}
 	env := environment{work: work, nsbox: bin, rootfs: rootfs}
+	all := suites(env)
+	if len(compare) > 0 {
+		adhoc := suite{name: "compare", about: "ad-hoc command lines"}
+		for i, c := range compare {
+			c = strings.NewReplacer("NSBOX", bin+" --root "+filepath.Join(work, "state"), "ROOTFS", rootfs).Replace(c)
+			adhoc.tools = append(adhoc.tools, &tool{name: fmt.Sprintf("#%d", i+1), argv: strings.Fields(c)})
+			if i > 0 {
+				adhoc.ratios = append(adhoc.ratios, [2]string{fmt.Sprintf("#%d", i+1), "#1"})
+			}
+			fmt.Printf("#%d: %s\n", i+1, c)
+		}
+		all, *only = []suite{adhoc}, ""
+	}
 	failed := false
-	for _, s := range suites(env) {
+	for _, s := range all {
 		if *only != "" && !strings.Contains(s.name, *only) {
 			continue
 		}
@@ -84,6 +100,12 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// commandList collects repeated -compare flags.
+type commandList []string
+
+func (c *commandList) String() string     { return strings.Join(*c, "; ") }
+func (c *commandList) Set(v string) error { *c = append(*c, v); return nil }
 
 type environment struct {
 	work, nsbox, rootfs string

@@ -15,6 +15,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/fileio"
 )
 
 // ErrNotExist is returned for an unknown box id.
@@ -126,10 +128,10 @@ func (s *Store) Save(st *State) error {
 	}
 	dir := s.Dir(st.ID)
 	tmp := filepath.Join(dir, ".state.json")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := fileio.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("save state of %s: %w", st.ID, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, "state.json")); err != nil {
+	if err := unix.Rename(tmp, filepath.Join(dir, "state.json")); err != nil {
 		return fmt.Errorf("save state of %s: %w", st.ID, err)
 	}
 	return nil
@@ -140,7 +142,7 @@ func (s *Store) Load(id string) (*State, error) {
 	if err := CheckID(id); err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(filepath.Join(s.Dir(id), "state.json"))
+	b, err := fileio.ReadFile(filepath.Join(s.Dir(id), "state.json"))
 	if errors.Is(err, os.ErrNotExist) {
 		if _, derr := os.Stat(s.Dir(id)); derr == nil {
 			return nil, fmt.Errorf("box %s is being created", id)
@@ -163,7 +165,18 @@ func (s *Store) Remove(id string) error {
 	if err := CheckID(id); err != nil {
 		return err
 	}
-	return os.RemoveAll(s.Dir(id))
+	// The record is one file, or none if it was never saved; anything else
+	// is not ours to delete, and leaves the directory in place.
+	dir := s.Dir(id)
+	for _, name := range []string{"state.json", ".state.json"} {
+		if err := unix.Unlink(filepath.Join(dir, name)); err != nil && err != unix.ENOENT {
+			return fmt.Errorf("remove box %s: %w", id, err)
+		}
+	}
+	if err := unix.Rmdir(dir); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("remove box %s: %w", id, err)
+	}
+	return nil
 }
 
 // List returns the ids in the store, sorted.
@@ -221,7 +234,7 @@ func Alive(pid int, start uint64) bool {
 
 // StartTime reads the start time of pid from /proc/PID/stat (field 22).
 func StartTime(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := fileio.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, err
 	}

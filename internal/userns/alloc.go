@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/fileio"
 )
 
 // AutoSize is the number of ids a box with an allocated range gets: the full
@@ -43,7 +45,7 @@ func NewAllocator(dir string, alive func(string) bool) *Allocator {
 	a := &Allocator{Dir: dir, Pool: DefaultPool, Alive: alive}
 	var pools [][]Range
 	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
-		b, err := os.ReadFile(f)
+		b, err := fileio.ReadFile(f)
 		if err != nil {
 			continue
 		}
@@ -91,7 +93,7 @@ func (a *Allocator) Allocate(boxID string) (Range, error) {
 		path := filepath.Join(a.Dir, strconv.FormatUint(start, 10))
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if errors.Is(err, os.ErrExist) {
-			holder, _ := os.ReadFile(path)
+			holder, _ := fileio.ReadFile(path)
 			if a.Alive != nil && !a.Alive(strings.TrimSpace(string(holder))) {
 				os.Remove(path)
 				f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
@@ -127,7 +129,7 @@ func (a *Allocator) excluded(r Range) bool {
 // holds it.
 func Release(dir string, start uint32, boxID string) {
 	path := filepath.Join(dir, strconv.FormatUint(uint64(start), 10))
-	if holder, err := os.ReadFile(path); err == nil && string(holder) == boxID {
+	if holder, err := fileio.ReadFile(path); err == nil && string(holder) == boxID {
 		os.Remove(path)
 	}
 }

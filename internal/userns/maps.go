@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/nsbox/nsbox/internal/fileio"
 )
 
 // Range is a run of host ids: Start, Start+1, ..., Start+Count-1.
@@ -175,10 +177,10 @@ type Caller struct {
 func LookupCaller() Caller {
 	c := Caller{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
 	c.Name = userName(c.UID)
-	if b, err := os.ReadFile("/etc/subuid"); err == nil {
+	if b, err := fileio.ReadFile("/etc/subuid"); err == nil {
 		c.SubUIDs = SubIDs(b, c.Name, c.UID)
 	}
-	if b, err := os.ReadFile("/etc/subgid"); err == nil {
+	if b, err := fileio.ReadFile("/etc/subgid"); err == nil {
 		c.SubGIDs = SubIDs(b, c.Name, c.UID)
 	}
 	_, e1 := exec.LookPath("newuidmap")

@@ -2,12 +2,14 @@ package userns
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/fileio"
 )
 
 // How says how the maps of a new user namespace get written.
@@ -32,7 +34,7 @@ func Write(pid int, uids, gids []specs.LinuxIDMapping, how How) error {
 		}
 		return err
 	case DenyDirect:
-		if err := os.WriteFile(proc+"setgroups", []byte("deny"), 0); err != nil {
+		if err := fileio.Write(proc+"setgroups", unix.O_WRONLY, 0, []byte("deny")); err != nil {
 			return fmt.Errorf("write setgroups: %w", err)
 		}
 	}
@@ -43,12 +45,7 @@ func Write(pid int, uids, gids []specs.LinuxIDMapping, how How) error {
 }
 
 func writeMap(path string, maps []specs.LinuxIDMapping) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
-	}
-	defer f.Close()
-	if _, err := f.Write(Format(maps)); err != nil {
+	if err := fileio.Write(path, unix.O_WRONLY, 0, Format(maps)); err != nil {
 		return fmt.Errorf("write %s %q: %w", path[strings.LastIndexByte(path, '/')+1:], strings.TrimSpace(string(Format(maps))), err)
 	}
 	return nil
