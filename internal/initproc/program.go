@@ -271,6 +271,12 @@ func (b *Builder) Sync(what string, msg MsgKind, val int, wantFD bool) Reg {
 	return op.out
 }
 
+// Wait waits for the parent's go-ahead (one byte, 0) without asking: for
+// what the parent does unprompted right after the clone.
+func (b *Builder) Wait(what string) {
+	b.add(Op{kind: kindSync, what: what})
+}
+
 // Send sends the parent a message of the given kind carrying the value of
 // register val (0: none), and the file descriptor in register fd (0: none).
 func (b *Builder) Send(what string, msg MsgKind, val, fd Reg) {

@@ -134,6 +134,30 @@ func TestNamespacesAndHostname(t *testing.T) {
 	}
 }
 
+func TestWaitForTheParent(t *testing.T) {
+	// With Wait the child asks nothing: the parent speaks first.
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	b := NewBuilder(fds[1])
+	b.Wait("wait")
+	b.Exit(3)
+	pid, pidfd, err := Start(b.Program(), Clone{})
+	unix.Close(fds[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pidfd)
+	unix.Write(fds[0], []byte{0})
+	var st unix.WaitStatus
+	unix.Wait4(pid, &st, 0, nil)
+	if st.ExitStatus() != 3 {
+		t.Fatalf("status %v, want 3 after the go-ahead", st)
+	}
+}
+
 func TestUserNamespaceSync(t *testing.T) {
 	// The child waits in MsgMaps until the parent answers.
 	msgs, st := runProgram(t, unix.CLONE_NEWUSER, func(b *Builder) {

@@ -171,10 +171,12 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 			}
 
 		case kindSync:
-			msg = Msg{Kind: MsgKind(a[0]), Op: int32(i), Val: int32(a[1])}
-			_, _, err1 = syscall.RawSyscall6(unix.SYS_SENDTO, syncFD, uintptr(unsafe.Pointer(&msg)), unsafe.Sizeof(msg), unix.MSG_NOSIGNAL, 0, 0)
-			if err1 != 0 {
-				goto fail
+			if a[0] != 0 { // kind 0: the parent speaks first
+				msg = Msg{Kind: MsgKind(a[0]), Op: int32(i), Val: int32(a[1])}
+				_, _, err1 = syscall.RawSyscall6(unix.SYS_SENDTO, syncFD, uintptr(unsafe.Pointer(&msg)), unsafe.Sizeof(msg), unix.MSG_NOSIGNAL, 0, 0)
+				if err1 != 0 {
+					goto fail
+				}
 			}
 			recv.data[0] = 0xff
 			recv.hdr.Controllen = uint64(len(recv.ctl))

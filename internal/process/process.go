@@ -108,7 +108,14 @@ func Launch(r *setup.Result, sync *Sync, hooks Hooks) (*Process, error) {
 func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 	first := p.Pid
 	meanwhile := hooks.Meanwhile
-	if !r.NeedsMaps && meanwhile != nil {
+	if r.MapsAtClone {
+		// The child exists in its user namespace already: no need to wait
+		// for it to ask.
+		if err := p.answerMaps(fd, hooks, first); err != nil {
+			return err
+		}
+	}
+	if (!r.NeedsMaps || r.MapsAtClone) && meanwhile != nil {
 		meanwhile()
 		meanwhile = nil
 	}
@@ -136,12 +143,8 @@ func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 		case initproc.MsgError:
 			return &StepError{What: r.Program.What(int(msg.Op)), Errno: unix.Errno(msg.Errno), Exec: r.Program.IsExec(int(msg.Op))}
 		case initproc.MsgMaps:
-			if err := hooks.WriteMaps(first); err != nil {
-				unix.Sendmsg(fd, []byte{1}, nil, nil, 0)
-				return fmt.Errorf("write id maps: %w", err)
-			}
-			if err := unix.Sendmsg(fd, []byte{0}, nil, nil, 0); err != nil {
-				return fmt.Errorf("sync with the box: %w", err)
+			if err := p.answerMaps(fd, hooks, first); err != nil {
+				return err
 			}
 			if meanwhile != nil {
 				meanwhile()
@@ -176,6 +179,19 @@ func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 			return fmt.Errorf("sync with the box: unknown message %d", msg.Kind)
 		}
 	}
+}
+
+// answerMaps writes the id maps of the user namespace of process pid and
+// lets the child go on.
+func (p *Process) answerMaps(fd int, hooks Hooks, pid int) error {
+	if err := hooks.WriteMaps(pid); err != nil {
+		unix.Sendmsg(fd, []byte{1}, nil, nil, 0)
+		return fmt.Errorf("write id maps: %w", err)
+	}
+	if err := unix.Sendmsg(fd, []byte{0}, nil, nil, 0); err != nil {
+		return fmt.Errorf("sync with the box: %w", err)
+	}
+	return nil
 }
 
 func receivedFDs(oob []byte) ([]int, error) {

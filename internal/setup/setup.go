@@ -62,8 +62,11 @@ type Result struct {
 	Clone   initproc.Clone
 	// Trees are made by the parent on request (MsgWantFD).
 	Trees rootfs.ParentTrees
-	// NeedsMaps: the child waits (MsgMaps) for its id maps.
-	NeedsMaps bool
+	// NeedsMaps: the child waits for its id maps: with MapsAtClone the
+	// parent writes them as soon as clone returns and then sends the
+	// go-ahead; otherwise the child asks (MsgMaps) once it has unshared its
+	// user namespace.
+	NeedsMaps, MapsAtClone bool
 	// ForksPID1: the first child forks into its pid namespace and reports
 	// the new pid (MsgPid); the first child itself exits.
 	ForksPID1 bool
@@ -102,8 +105,8 @@ func Build(c Config) (*Result, error) {
 		// Fast path: one clone creates every namespace, the child is PID 1.
 		r.Clone.Flags = newFlags
 		if newUser {
-			b.Sync("wait for the id maps", initproc.MsgMaps, 0, false)
-			r.NeedsMaps = true
+			b.Wait("wait for the id maps")
+			r.NeedsMaps, r.MapsAtClone = true, true
 		}
 	} else {
 		for _, t := range joins {
