@@ -263,6 +263,24 @@ func startReady(t *testing.T, args ...string) (*exec.Cmd, io.Reader) {
 	return cmd, stdout
 }
 
+// readWithin reads once from r into buf, failing the test if nothing comes
+// within d.
+func readWithin(t *testing.T, r io.Reader, buf []byte, d time.Duration) int {
+	t.Helper()
+	got := make(chan int, 1)
+	go func() {
+		n, _ := r.Read(buf)
+		got <- n
+	}()
+	select {
+	case n := <-got:
+		return n
+	case <-time.After(d):
+		t.Fatalf("no output within %v", d)
+		return 0
+	}
+}
+
 // ok runs nsbox and requires success; it returns standard output.
 func ok(t *testing.T, o opts, args ...string) string {
 	t.Helper()

@@ -339,7 +339,7 @@ func TestSignalsAreForwarded(t *testing.T) {
 			cmd, stdout := startReady(t, append(args, "--", "/bin/sh", "-c", script)...)
 			cmd.Process.Signal(sig)
 			rest := make([]byte, 64)
-			n, _ := stdout.Read(rest)
+			n := readWithin(t, stdout, rest, 10*time.Second)
 			cmd.Wait()
 			if got := strings.TrimSpace(string(rest[:n])); got != "got-"+name || cmd.ProcessState.ExitCode() != 3 {
 				t.Errorf("%v %s: output %q, exit %d", init, name, got, cmd.ProcessState.ExitCode())

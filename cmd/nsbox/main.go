@@ -38,6 +38,8 @@ type global struct {
 	systemdCgroup bool
 	rootless      string
 	log           io.Writer
+	// signals delivers, once armed, the channel of forwarded signals.
+	signals <-chan chan os.Signal
 }
 
 type verb struct {

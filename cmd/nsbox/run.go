@@ -72,7 +72,21 @@ command, run the OCI bundle in --bundle (default: the current directory).`)
 
 const bothForms = "use 'nsbox run [flags] -- CMD [ARG...]' for a new box, or 'nsbox run [--bundle DIR] ID' for an OCI bundle"
 
+// catchSignals arms the signals a foreground box forwards. os/signal starts
+// a thread on first use: started first thing in its own goroutine, that
+// overlaps the parsing and planning of the box.
+func catchSignals() <-chan chan os.Signal {
+	ready := make(chan chan os.Signal, 1)
+	go func() {
+		sigs := make(chan os.Signal, 16)
+		signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
+		ready <- sigs
+	}()
+	return ready
+}
+
 func cmdRun(g *global, args []string) int {
+	g.signals = catchSignals()
 	var f runFlags
 	fs := runFlagSet(&f)
 	pos, cmd, dashdash, err := fs.parse(args)
@@ -357,13 +371,10 @@ func runForeground(g *global, id string, s *specs.Spec, opts nsbox.StartOptions,
 	if err != nil {
 		return fail(g, err)
 	}
-	// Catch the forwarded signals before the box exists, so none is lost.
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
-	defer signal.Stop(sigs)
 	if g.debug {
 		opts.Debug = os.Stderr
 	}
+	sigs := <-g.signals // forwarded from before the box exists
 	box, err := rt.Start(id, s, opts)
 	if err != nil {
 		if errors.Is(err, unix.EROFS) && s.Root != nil && s.Root.Path == "/" {
@@ -387,23 +398,16 @@ func runForeground(g *global, id string, s *specs.Spec, opts nsbox.StartOptions,
 			return fail(g, err)
 		}
 	}
-	done := make(chan struct{})
 	go func() {
-		for {
-			select {
-			case sig := <-sigs:
-				if sig == unix.SIGWINCH && relay != nil {
-					relay.resize()
-					continue
-				}
-				box.Signal(sig.(unix.Signal))
-			case <-done:
-				return
+		for sig := range sigs {
+			if sig == unix.SIGWINCH && relay != nil {
+				relay.resize()
+				continue
 			}
+			box.Signal(sig.(unix.Signal))
 		}
 	}()
 	code, err := box.Wait()
-	close(done)
 	if relay != nil {
 		relay.finish()
 	}

@@ -67,9 +67,14 @@ type execArgs struct {
 type Program struct {
 	ops    []Op
 	syncFD int
-	keep   []any // memory that arguments point into
-	recv   *recvArea
-	send   *sendArea
+	// Where the init goes on after ForkInit, and the register that gets the
+	// command's pid: kept here, not in the step, since the forked command
+	// shares (and overwrites) the interpreter's locals until it execs.
+	initStart int
+	initOut   Reg
+	keep      []any // memory that arguments point into
+	recv      *recvArea
+	send      *sendArea
 }
 
 // Len returns the number of steps.
@@ -298,13 +303,20 @@ func (b *Builder) ForkPID1(what string) {
 // The current process stores the command's pid in the returned register and
 // continues at the step given later with SetInitStart.
 func (b *Builder) ForkInit(what string) (pid Reg, step int) {
+	if b.p.initOut != 0 {
+		panic("initproc: one ForkInit per program")
+	}
 	pid = b.NewReg()
+	b.p.initOut = pid
 	b.add(Op{kind: kindForkInit, out: pid, what: what})
 	return pid, len(b.p.ops) - 1
 }
 
 // SetInitStart sets where the init branch of the fork at step continues.
-func (b *Builder) SetInitStart(step, target int) { b.p.ops[step].args[0] = uintptr(target) }
+func (b *Builder) SetInitStart(step, target int) {
+	b.p.ops[step].args[0] = uintptr(target)
+	b.p.initStart = target
+}
 
 // InitLoop reaps children and forwards the signals read from signalfd sfd to
 // the command's process until it exits; then it exits with the command's

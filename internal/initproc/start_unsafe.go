@@ -107,6 +107,7 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 		r1       uintptr
 		err1     unix.Errno
 		err2     unix.Errno
+		errv     uintptr
 		sawAcces bool
 		ex       *execArgs
 		paths    []*byte
@@ -221,13 +222,20 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 			}
 
 		case kindForkInit:
-			r1, _, err1 = syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
-			if err1 != 0 {
+			// The command's process shares this one's memory until it
+			// execs (CLONE_VM|CLONE_VFORK): no copy of the address space
+			// to make, and none to tear down at its exec. Meanwhile this
+			// process is suspended; when it resumes, the child has written
+			// over the locals, so it relies only on the program (p) and
+			// on the result of the call.
+			r1, errv = rawVfork(unix.CLONE_VM|unix.CLONE_VFORK|uintptr(unix.SIGCHLD), nil)
+			if errv != 0 {
+				err1 = unix.Errno(errv)
 				goto fail
 			}
 			if r1 != 0 {
-				regs[op.out%NumRegs] = r1
-				i = int(op.args[0]) - 1
+				regs[p.initOut%NumRegs] = r1
+				i = p.initStart - 1
 				continue
 			}
 
