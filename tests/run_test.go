@@ -567,3 +567,18 @@ func TestHelp(t *testing.T) {
 		t.Errorf("--help:\n%s", out)
 	}
 }
+
+func TestProcOverASymlinkIsRefused(t *testing.T) {
+	requireRoot(t)
+	// A rootfs whose /proc points elsewhere must not get proc mounted there.
+	evil := filepath.Join(t.TempDir(), "rootfs")
+	if out, err := exec.Command("cp", "-a", rootfs, evil).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	os.Remove(filepath.Join(evil, "proc"))
+	os.Symlink("/etc", filepath.Join(evil, "proc"))
+	r := nsbox(t, opts{}, "run", "--rootfs", evil, "--", "/bin/true")
+	if r.code != 125 || !strings.Contains(r.stderr, "/proc") || !strings.Contains(r.stderr, "symbolic link") {
+		t.Errorf("/proc as a symlink: %s", r)
+	}
+}

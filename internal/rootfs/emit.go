@@ -110,11 +110,12 @@ func resolveHow(b *initproc.Builder, flags uint64) initproc.Arg {
 // register. With create, missing directories are made (and a missing final
 // component is made as a directory, or as an empty file when file is set).
 func (e *Emitter) open(p string, file, create bool) initproc.Reg {
-	return e.openFor(p, file, create, "")
+	return e.openFor(p, file, create, "", false)
 }
 
-// openFor is open for a mount point: purpose names the mount in messages.
-func (e *Emitter) openFor(p string, file, create bool, purpose string) initproc.Reg {
+// openFor is open for a mount point: purpose names the mount in messages;
+// with noFollow the last component must not be a symbolic link.
+func (e *Emitter) openFor(p string, file, create bool, purpose string, noFollow bool) initproc.Reg {
 	suffix := ""
 	if purpose != "" {
 		suffix = " (for " + purpose + ")"
@@ -125,8 +126,13 @@ func (e *Emitter) openFor(p string, file, create bool, purpose string) initproc.
 	if file {
 		dirFlag = 0
 	}
+	resolveWhat := "resolve " + p + " in the box"
+	if noFollow {
+		dirFlag |= unix.O_NOFOLLOW
+		resolveWhat += " (it must be a directory, not a symbolic link)"
+	}
 	t := b.NewReg()
-	first := b.Call("resolve "+p+" in the box", unix.SYS_OPENAT2, initproc.R(e.root), b.Str(rel),
+	first := b.Call(resolveWhat, unix.SYS_OPENAT2, initproc.R(e.root), b.Str(rel),
 		resolveHow(b, dirFlag), initproc.Imm(unix.SizeofOpenHow)).OutTo(t)
 	if !create {
 		return t
@@ -155,7 +161,7 @@ func (e *Emitter) openFor(p string, file, create bool, purpose string) initproc.
 	if dir != e.root {
 		b.Close(dir)
 	}
-	b.Call("resolve "+p+" in the box", unix.SYS_OPENAT2, initproc.R(e.root), b.Str(rel),
+	b.Call(resolveWhat, unix.SYS_OPENAT2, initproc.R(e.root), b.Str(rel),
 		resolveHow(b, dirFlag), initproc.Imm(unix.SizeofOpenHow)).OutTo(t)
 	b.PatchJump(first.Index(), b.Label())
 	return t
@@ -164,7 +170,10 @@ func (e *Emitter) openFor(p string, file, create bool, purpose string) initproc.
 func (e *Emitter) mount(m Mount) {
 	b := e.b
 	what := m.Describe()
-	target := e.openFor(m.Target, m.File, true, what)
+	// proc and sysfs over a symbolic link could land anywhere in the box
+	// (runc CVE-2019-19921): they need a real directory.
+	strict := m.Kind == New && (m.FSType == "proc" || m.FSType == "sysfs")
+	target := e.openFor(m.Target, m.File, true, what, strict)
 	switch m.Kind {
 	case New:
 		b.Call(what, unix.SYS_FCHDIR, initproc.R(target))
