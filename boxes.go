@@ -9,6 +9,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/internal/cgroups"
 	"github.com/nsbox/nsbox/internal/state"
 )
 
@@ -125,6 +126,18 @@ func (rt *Runtime) Delete(id string, force bool) error {
 	}
 	rt.remove(st)
 	return nil
+}
+
+// cgroupOf returns the manager of a box's cgroup, or nil.
+func cgroupOf(st *state.State) *cgroups.Manager {
+	if st.CgroupPath == "" {
+		return nil
+	}
+	layout, err := cgroups.Detect()
+	if err != nil {
+		return nil
+	}
+	return &cgroups.Manager{Layout: layout, Path: st.CgroupPath}
 }
 
 // waitGone waits until the process of pidfd has exited.

@@ -9,7 +9,7 @@
 //
 //	rt, _ := nsbox.New("")                        // /run/nsbox, or $XDG_RUNTIME_DIR/nsbox
 //	spec, _ := nsbox.NewSpec([]string{"sh", "-c", "hostname"}, nsbox.WithHostname("demo"))
-//	box, _ := rt.Start(nsbox.NewID(), spec, nsbox.StartOptions{Init: true, AutoIDs: true, Ephemeral: true})
+//	box, _ := rt.Run(nsbox.NewID(), spec, nsbox.Options{Init: true, AutoIDs: true, Ephemeral: true})
 //	code, _ := box.Wait()
 //
 // NewSpec's default is the host's "/" read-only as the root, a fresh /proc, a

@@ -28,7 +28,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	box, err := rt.Start("example", spec, nsbox.StartOptions{Init: true, AutoIDs: true, Ephemeral: true, Stdout: w})
+	box, err := rt.Run("example", spec, nsbox.Options{Init: true, AutoIDs: true, Ephemeral: true, Stdout: w})
 	w.Close()
 	if err != nil {
 		log.Fatal(err)

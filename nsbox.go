@@ -16,7 +16,6 @@ import (
 	"github.com/nsbox/nsbox/internal/namespaces"
 	"github.com/nsbox/nsbox/internal/process"
 	"github.com/nsbox/nsbox/internal/rootfs"
-	"github.com/nsbox/nsbox/internal/setup"
 	"github.com/nsbox/nsbox/internal/state"
 	"github.com/nsbox/nsbox/internal/userns"
 )
@@ -42,8 +41,8 @@ func New(root string) (*Runtime, error) {
 // Root is the runtime's state directory.
 func (rt *Runtime) Root() string { return rt.store.Root }
 
-// StartOptions are the choices about a box that are not part of its spec.
-type StartOptions struct {
+// Options are the choices about a box that are not part of its spec.
+type Options struct {
 	// Init runs a small init as PID 1 that reaps zombies and forwards
 	// signals to the command (needs a new pid namespace).
 	Init bool
@@ -70,6 +69,13 @@ type StartOptions struct {
 	Stdin, Stdout, Stderr *os.File `json:"-"`
 	// Bundle is the OCI bundle directory, recorded in the state.
 	Bundle string
+	// Cgroup places the box in a cgroup: the spec's linux.cgroupsPath, or
+	// /nsbox/ID. (Without root, only where the caller may create cgroups.)
+	Cgroup bool
+	// ConsoleSocket is the path of a unix socket that receives the master
+	// of the box's terminal (SCM_RIGHTS), as with runc --console-socket;
+	// otherwise Box.Console holds it.
+	ConsoleSocket string
 	// Debug, when set, receives the list of the child's set-up steps.
 	Debug io.Writer `json:"-"`
 }
@@ -102,149 +108,6 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Start creates box id from spec s and starts its command. It returns once
-// the command runs, or with an error that names the step that failed, after
-// removing everything it made.
-func (rt *Runtime) Start(id string, s *specs.Spec, o StartOptions) (b *Box, err error) {
-	if err := state.CheckID(id); err != nil {
-		return nil, err
-	}
-	if err := checkSpec(s); err != nil {
-		return nil, err
-	}
-	if err := rt.store.Create(id); err != nil {
-		return nil, err
-	}
-	var undo []func()
-	defer func() {
-		if err != nil {
-			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
-			}
-		}
-	}()
-	undo = append(undo, func() { rt.store.Remove(id) })
-
-	nsPlan, err := namespaces.PlanFor(s)
-	if err != nil {
-		return nil, err
-	}
-	ids, err := rt.decideIDs(id, s, nsPlan, o)
-	if err != nil {
-		return nil, err
-	}
-	undo = append(undo, ids.release)
-	if o.IDMapBinds {
-		if err := idmapBinds(s, ids); err != nil {
-			return nil, err
-		}
-	}
-
-	joinFDs := map[namespaces.Type]int{}
-	defer func() {
-		for _, fd := range joinFDs {
-			unix.Close(fd)
-		}
-	}()
-	for _, t := range nsPlan.Joins() {
-		fd, err := namespaces.OpenJoin(t, nsPlan.Path[t])
-		if err != nil {
-			return nil, err
-		}
-		joinFDs[t] = fd
-	}
-
-	var fs *rootfs.Plan
-	if nsPlan.Is(specs.MountNamespace, namespaces.New) {
-		fs, err = rootfs.PlanFor(s, rootfs.Context{
-			UserNS:   !nsPlan.Is(specs.UserNamespace, namespaces.Share) || os.Geteuid() != 0,
-			OwnPID:   nsPlan.Is(specs.PIDNamespace, namespaces.New),
-			OwnNet:   nsPlan.Is(specs.NetworkNamespace, namespaces.New),
-			OwnIPC:   nsPlan.Is(specs.IPCNamespace, namespaces.New),
-			TTYGroup: ids.ttyGroup,
-			Terminal: s.Process.Terminal,
-			HostMqueue: func() bool {
-				_, err := os.Stat("/dev/mqueue")
-				return err == nil
-			}(),
-		})
-		if err != nil {
-			return nil, err
-		}
-		if err := checkBindSources(fs); err != nil {
-			return nil, err
-		}
-		if os.Geteuid() == 0 && nsPlan.Is(specs.UserNamespace, namespaces.New) {
-			parentMakesTrees(fs, o.IDMapBinds && ids.rangeStart != 0, ids)
-		}
-	} else if s.Root != nil && filepath.Clean(s.Root.Path) != "/" {
-		return nil, fmt.Errorf("root.path %s needs a new mount namespace", s.Root.Path)
-	}
-
-	sync, err := process.NewSync()
-	if err != nil {
-		return nil, err
-	}
-	defer sync.Close()
-	r, err := setup.Build(setup.Config{
-		Spec:            s,
-		NS:              nsPlan,
-		JoinFDs:         joinFDs,
-		FS:              fs,
-		Init:            o.Init && nsPlan.Is(specs.PIDNamespace, namespaces.New),
-		SyncFD:          sync.Child,
-		DieWithParent:   o.DieWithParent,
-		SetgroupsDenied: ids.how == userns.DenyDirect,
-		PreserveFDs:     o.PreserveFDs,
-		WinSize:         o.WinSize,
-		CwdFallback:     o.CwdFallback,
-		Stdio:           [3]int{fdOf(o.Stdin), fdOf(o.Stdout), fdOf(o.Stderr)},
-	})
-	if err != nil {
-		return nil, err
-	}
-	if o.Debug != nil {
-		fmt.Fprintf(o.Debug, "nsbox: clone flags %#x; set-up steps of box %s:\n%s", r.Clone.Flags, id, r.Program)
-	}
-	st := &state.State{
-		State: specs.State{
-			Version:     specs.Version,
-			ID:          id,
-			Status:      specs.StateRunning,
-			Bundle:      o.Bundle,
-			Annotations: s.Annotations,
-		},
-		Created:   time.Now().UTC(),
-		Owner:     os.Geteuid(),
-		Rootless:  os.Geteuid() != 0,
-		Ephemeral: o.Ephemeral,
-		IDRange:   ids.rangeStart,
-	}
-	var specErr error
-	proc, err := process.Launch(r, &sync, process.Hooks{
-		WriteMaps: func(pid int) error { return userns.Write(pid, ids.uids, ids.gids, ids.how) },
-		MakeTree: func(i, pid int) (int, error) {
-			return makeTree(r.Trees.Trees[i], pid, ids)
-		},
-		Meanwhile: func() { specErr = st.SetSpec(s) },
-	})
-	if err != nil {
-		return nil, err
-	}
-	st.Pid = proc.Pid
-	st.InitStart, _ = state.StartTime(proc.Pid)
-	err = specErr
-	if err == nil {
-		err = rt.store.Save(st)
-	}
-	if err != nil {
-		proc.Signal(unix.SIGKILL)
-		proc.Wait()
-		return nil, err
-	}
-	return &Box{ID: id, Console: proc.Console, rt: rt, proc: proc, st: st, release: ids.release}, nil
-}
-
 // Signal sends sig to the box's first process.
 func (b *Box) Signal(sig syscall.Signal) error { return b.proc.Signal(sig) }
 
@@ -260,6 +123,9 @@ func (b *Box) Wait() (int, error) {
 
 // remove deletes a box's record and gives back what it held.
 func (rt *Runtime) remove(st *state.State) {
+	if m := cgroupOf(st); m != nil {
+		m.Destroy()
+	}
 	if st.IDRange != 0 {
 		userns.Release(rt.rangeDir(), st.IDRange, st.ID)
 	}
@@ -324,7 +190,7 @@ type idDecision struct {
 	release    func()
 }
 
-func (rt *Runtime) decideIDs(id string, s *specs.Spec, ns namespaces.Plan, o StartOptions) (idDecision, error) {
+func (rt *Runtime) decideIDs(id string, s *specs.Spec, ns namespaces.Plan, o Options) (idDecision, error) {
 	d := idDecision{release: func() {}, ttyGroup: true}
 	if !ns.Is(specs.UserNamespace, namespaces.New) {
 		if ns.Is(specs.UserNamespace, namespaces.Share) && os.Geteuid() != 0 {

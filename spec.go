@@ -1,6 +1,8 @@
 package nsbox
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -285,4 +287,31 @@ func WithIDMaps(uids, gids []specs.LinuxIDMapping) SpecOpt {
 func WithTerminal(s *specs.Spec) error {
 	s.Process.Terminal = true
 	return nil
+}
+
+// ParseSpec decodes an OCI config.json, rejecting what a runtime must not
+// guess about: a major version other than 1, and unknown fields' types.
+func ParseSpec(b []byte) (*specs.Spec, error) {
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, fmt.Errorf("field %s: want %s, got JSON %s", te.Field, te.Type, te.Value)
+		}
+		return nil, err
+	}
+	major, _, _ := strings.Cut(s.Version, ".")
+	if s.Version == "" {
+		return nil, errors.New("ociVersion is missing")
+	}
+	if major != "1" {
+		return nil, fmt.Errorf("ociVersion %q: this runtime implements %s", s.Version, specs.Version)
+	}
+	if s.Root == nil || s.Root.Path == "" {
+		return nil, errors.New("root.path is required")
+	}
+	if s.Process == nil {
+		return nil, errors.New("process is required")
+	}
+	return &s, nil
 }

@@ -20,15 +20,15 @@ import (
 const monitorVerb = "__monitor"
 
 type monitorRequest struct {
-	Root    string             `json:"root"`
-	ID      string             `json:"id"`
-	Spec    *specs.Spec        `json:"spec"`
-	Options nsbox.StartOptions `json:"options"`
+	Root    string        `json:"root"`
+	ID      string        `json:"id"`
+	Spec    *specs.Spec   `json:"spec"`
+	Options nsbox.Options `json:"options"`
 }
 
 // detach hands the box to a monitor process in its own session and prints
 // the box id once the box runs.
-func detach(g *global, id string, s *specs.Spec, opts nsbox.StartOptions) int {
+func detach(g *global, id string, s *specs.Spec, opts nsbox.Options) int {
 	if opts.PreserveFDs > 0 {
 		return fail(g, &usageError{"--preserve-fds cannot be combined with --detach"})
 	}
@@ -105,7 +105,7 @@ func cmdMonitor(args []string) int {
 	unix.Dup2(int(logFile.Fd()), 1)
 	unix.Dup2(int(logFile.Fd()), 2)
 	logFile.Close()
-	box, err := rt.Start(req.ID, req.Spec, req.Options)
+	box, err := rt.Run(req.ID, req.Spec, req.Options)
 	if err != nil {
 		fmt.Fprintln(status, err)
 		return exitError

@@ -30,7 +30,7 @@ func TestFlagSet(t *testing.T) {
 		t.Errorf("--help: %v", err)
 	}
 	pos, _, dd, _ = runFlagSet(&g).parse([]string{"--bundle", "/b", "myid"})
-	if dd || len(pos) != 1 || pos[0] != "myid" || g.bundle != "/b" {
+	if dd || len(pos) != 1 || pos[0] != "myid" || g.oci.bundle != "/b" {
 		t.Errorf("OCI form: %v %v %+v", pos, dd, g)
 	}
 }

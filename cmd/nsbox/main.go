@@ -53,6 +53,8 @@ var verbs []verb
 func init() {
 	verbs = []verb{
 		{"run", "run a command in a new box, or an OCI bundle", cmdRun},
+		{"create", "create an OCI box whose command waits for start", cmdCreate},
+		{"start", "run the command of a created box", cmdStart},
 		{"list", "list boxes", cmdList},
 		{"state", "print the state of a box as JSON", cmdState},
 		{"kill", "send a signal to a box", cmdKill},

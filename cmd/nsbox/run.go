@@ -23,10 +23,7 @@ type runFlags struct {
 	binds, tmpfs, env, share, join                                            []string
 	readOnly, clearEnv, noInit, detach                                        bool
 	tty                                                                       string // "" = auto
-	// OCI form
-	bundle, pidFile, consoleSocket string
-	preserveFDs                    int
-	noPivot, noNewKeyring          bool
+	oci                                                                       ociFlags
 }
 
 func runFlagSet(f *runFlags) *flagSet {
@@ -52,7 +49,12 @@ command, run the OCI bundle in --bundle (default: the current directory).`)
 	fs.stringVar(&f.usernsMode, "userns", "", "auto|host|C:H:S[,..]", "user namespace: an unused id range (auto), none (host), or maps")
 	fs.stringVar(&f.timeOffset, "time-offset", "", "monotonic=S,boottime=S", "new time namespace with these clock offsets (seconds)")
 	fs.boolVar(&f.noInit, "no-init", "", "exec the command as PID 1 instead of a small init")
-	fs.boolVar(&f.detach, "detach", "d", "run in the background and print the box id")
+	fs.funcVar("detach", "d", "", "run in the background and print the box id", func(v string) error {
+		b, err := strconv.ParseBool(v)
+		f.detach, f.oci.detach = b, b
+		return err
+	})
+	fs.defs[len(fs.defs)-1].arg = "" // a boolean
 	fs.funcVar("tty", "t", "", "give the box a terminal (default: when stdin and stdout are terminals)", func(v string) error {
 		if _, err := strconv.ParseBool(v); err != nil {
 			return fmt.Errorf("want true or false")
@@ -61,12 +63,7 @@ command, run the OCI bundle in --bundle (default: the current directory).`)
 		return nil
 	})
 	fs.defs[len(fs.defs)-1].arg = "" // a boolean
-	fs.stringVar(&f.bundle, "bundle", "b", "DIR", "OCI bundle directory (with ID)")
-	fs.stringVar(&f.pidFile, "pid-file", "", "FILE", "write the box's pid to FILE")
-	fs.stringVar(&f.consoleSocket, "console-socket", "", "SOCKET", "send the terminal's master to SOCKET (OCI)")
-	fs.intVar(&f.preserveFDs, "preserve-fds", "", "N", "pass descriptors 3..3+N-1 to the command")
-	fs.boolVar(&f.noPivot, "no-pivot", "", "accepted for runc compatibility")
-	fs.boolVar(&f.noNewKeyring, "no-new-keyring", "", "accepted for runc compatibility")
+	f.oci.define(fs)
 	return fs
 }
 
@@ -320,7 +317,7 @@ func parseSeconds(v string) (time.Duration, error) {
 
 // runCommand is `nsbox run [flags] -- CMD`.
 func runCommand(g *global, f *runFlags, cmd []string) int {
-	if f.bundle != "" || f.consoleSocket != "" {
+	if f.oci.bundle != "" || f.oci.consoleSocket != "" {
 		return fail(g, &usageError{"--bundle and --console-socket belong to the OCI form: nsbox run [--bundle DIR] ID"})
 	}
 	id := f.name
@@ -344,29 +341,29 @@ func runCommand(g *global, f *runFlags, cmd []string) int {
 		}
 		s.Process.Terminal = true
 	}
-	opts := nsbox.StartOptions{
+	opts := nsbox.Options{
 		Init:          !f.noInit,
 		AutoIDs:       true,
 		IDMapBinds:    true,
 		DieWithParent: true,
 		Ephemeral:     true,
-		PreserveFDs:   f.preserveFDs,
+		PreserveFDs:   f.oci.preserveFDs,
 		CwdFallback:   f.workdir == "",
 	}
 	if f.detach {
 		return detach(g, id, s, opts)
 	}
 	if terminal {
-		if ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ); err == nil {
-			opts.WinSize = *ws
+		if ws, err := unixWinsize(); err == nil {
+			opts.WinSize = ws
 		}
 	}
-	return runForeground(g, id, s, opts, f.pidFile)
+	return runForeground(g, id, s, opts, f.oci.pidFile)
 }
 
 // runForeground starts the box, relays its terminal and signals, and returns
 // the command's exit status.
-func runForeground(g *global, id string, s *specs.Spec, opts nsbox.StartOptions, pidFile string) int {
+func runForeground(g *global, id string, s *specs.Spec, opts nsbox.Options, pidFile string) int {
 	rt, err := nsbox.New(g.root)
 	if err != nil {
 		return fail(g, err)
@@ -375,7 +372,7 @@ func runForeground(g *global, id string, s *specs.Spec, opts nsbox.StartOptions,
 		opts.Debug = os.Stderr
 	}
 	sigs := <-g.signals // forwarded from before the box exists
-	box, err := rt.Start(id, s, opts)
+	box, err := rt.Run(id, s, opts)
 	if err != nil {
 		if errors.Is(err, unix.EROFS) && s.Root != nil && s.Root.Path == "/" {
 			err = fmt.Errorf("%w: the host's / is read-only in the box; mount on an existing directory, or under /tmp or /run", err)
@@ -446,6 +443,14 @@ func writePidFile(path string, pid int) error {
 		return fmt.Errorf("--pid-file: %w", err)
 	}
 	return nil
+}
+
+func unixWinsize() (unix.Winsize, error) {
+	ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ)
+	if err != nil {
+		return unix.Winsize{}, err
+	}
+	return *ws, nil
 }
 
 func isTerminal(fd int) bool {

@@ -58,6 +58,7 @@ type Op struct {
 }
 
 type execArgs struct {
+	check bool    // only check that a candidate is executable (faccessat)
 	paths []*byte // candidate executables, tried in order as execvp does
 	argv  []*byte // NULL-terminated
 	envv  []*byte // NULL-terminated
@@ -335,6 +336,17 @@ func (b *Builder) Exec(what string, paths, argv, env []string) {
 		panic("initproc: exec without a path or argv")
 	}
 	ex := &execArgs{paths: cstrings(paths, false), argv: cstrings(argv, true), envv: cstrings(env, true)}
+	b.p.keep = append(b.p.keep, ex)
+	b.add(Op{kind: kindExec, exec: ex, what: what})
+}
+
+// CheckExec fails unless one of the candidate paths is an executable file,
+// with the errno Exec would report. The program goes on.
+func (b *Builder) CheckExec(what string, paths []string) {
+	if len(paths) == 0 {
+		panic("initproc: check without a path")
+	}
+	ex := &execArgs{check: true, paths: cstrings(paths, false), argv: cstrings([]string{"-"}, true), envv: cstrings(nil, true)}
 	b.p.keep = append(b.p.keep, ex)
 	b.add(Op{kind: kindExec, exec: ex, what: what})
 }

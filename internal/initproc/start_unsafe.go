@@ -284,10 +284,17 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 			sawAcces = false
 			err1 = unix.ENOENT
 			for k = 0; k < len(paths); k++ {
-				_, _, err1 = syscall.RawSyscall(unix.SYS_EXECVE,
-					uintptr(unsafe.Pointer(paths[k])),
-					uintptr(unsafe.Pointer(&argv[0])),
-					uintptr(unsafe.Pointer(&envv[0])))
+				if ex.check {
+					_, _, err1 = syscall.RawSyscall6(unix.SYS_FACCESSAT, atFDCWD, uintptr(unsafe.Pointer(paths[k])), unix.X_OK, 0, 0, 0)
+					if err1 == 0 {
+						break
+					}
+				} else {
+					_, _, err1 = syscall.RawSyscall(unix.SYS_EXECVE,
+						uintptr(unsafe.Pointer(paths[k])),
+						uintptr(unsafe.Pointer(&argv[0])),
+						uintptr(unsafe.Pointer(&envv[0])))
+				}
 				if err1 == unix.EACCES {
 					// A PATH directory the box may not search does not hold
 					// the command: only an existing file counts as EACCES.
@@ -304,6 +311,9 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 			}
 			if sawAcces && (err1 == unix.ENOENT || err1 == unix.ENOTDIR) {
 				err1 = unix.EACCES
+			}
+			if ex.check && err1 == 0 {
+				continue
 			}
 			goto fail
 

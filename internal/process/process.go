@@ -51,9 +51,11 @@ type Hooks struct {
 	// MakeTree returns a detached mount tree for request i, made for the
 	// child process pid.
 	MakeTree func(i, pid int) (int, error)
+	// Place puts the child pid into the box's cgroup, before the go-ahead.
+	Place func(pid int) error
 	// Meanwhile, if set, runs once while the child works on its own: after
-	// the id maps are written (or right after the clone when there are
-	// none). Work done here overlaps the kernel's namespace set-up.
+	// the go-ahead (or right after the clone when there is none). Work done
+	// here overlaps the kernel's namespace set-up.
 	Meanwhile func()
 }
 
@@ -108,10 +110,8 @@ func Launch(r *setup.Result, sync *Sync, hooks Hooks) (*Process, error) {
 func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 	first := p.Pid
 	meanwhile := hooks.Meanwhile
-	if r.MapsAtClone {
-		// The child exists in its user namespace already: no need to wait
-		// for it to ask.
-		if err := p.answerMaps(fd, hooks, first); err != nil {
+	if r.GoAhead {
+		if err := p.goAhead(fd, r, hooks, first); err != nil {
 			return err
 		}
 	}
@@ -143,8 +143,12 @@ func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 		case initproc.MsgError:
 			return &StepError{What: r.Program.What(int(msg.Op)), Errno: unix.Errno(msg.Errno), Exec: r.Program.IsExec(int(msg.Op))}
 		case initproc.MsgMaps:
-			if err := p.answerMaps(fd, hooks, first); err != nil {
-				return err
+			if err := hooks.WriteMaps(first); err != nil {
+				unix.Sendmsg(fd, []byte{1}, nil, nil, 0)
+				return fmt.Errorf("write id maps: %w", err)
+			}
+			if err := unix.Sendmsg(fd, []byte{0}, nil, nil, 0); err != nil {
+				return fmt.Errorf("sync with the box: %w", err)
 			}
 			if meanwhile != nil {
 				meanwhile()
@@ -168,6 +172,10 @@ func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 			if err != nil {
 				return fmt.Errorf("sync with the box: %w", err)
 			}
+		case initproc.MsgReady:
+			if r.WaitsForStart {
+				return nil // created: the child waits for start
+			}
 		case initproc.MsgAlive:
 		case initproc.MsgPty:
 			fds, err := receivedFDs(oob[:oobn])
@@ -181,12 +189,21 @@ func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 	}
 }
 
-// answerMaps writes the id maps of the user namespace of process pid and
-// lets the child go on.
-func (p *Process) answerMaps(fd int, hooks Hooks, pid int) error {
-	if err := hooks.WriteMaps(pid); err != nil {
+// goAhead does what the parent owes the child right after the clone (its
+// id maps, its cgroup) and lets it go on.
+func (p *Process) goAhead(fd int, r *setup.Result, hooks Hooks, pid int) error {
+	var err error
+	if r.MapsAtClone {
+		if err = hooks.WriteMaps(pid); err != nil {
+			err = fmt.Errorf("write id maps: %w", err)
+		}
+	}
+	if err == nil && hooks.Place != nil {
+		err = hooks.Place(pid)
+	}
+	if err != nil {
 		unix.Sendmsg(fd, []byte{1}, nil, nil, 0)
-		return fmt.Errorf("write id maps: %w", err)
+		return err
 	}
 	if err := unix.Sendmsg(fd, []byte{0}, nil, nil, 0); err != nil {
 		return fmt.Errorf("sync with the box: %w", err)

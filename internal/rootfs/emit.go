@@ -170,6 +170,18 @@ func (e *Emitter) openFor(p string, file, create bool, purpose string, noFollow 
 func (e *Emitter) mount(m Mount) {
 	b := e.b
 	what := m.Describe()
+	switch m.Kind {
+	case Link:
+		dir := e.open(path.Dir(m.Target), false, true)
+		b.Call(what, unix.SYS_SYMLINKAT, b.Str(m.Source), initproc.R(dir), b.Str(path.Base(m.Target))).Allow(unix.EEXIST)
+		b.Close(dir)
+		return
+	case ReadOnly:
+		top := e.open(m.Target, false, false)
+		e.setattr(what, top, 0, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
+		b.Close(top)
+		return
+	}
 	// proc and sysfs over a symbolic link could land anywhere in the box
 	// (runc CVE-2019-19921): they need a real directory.
 	strict := m.Kind == New && (m.FSType == "proc" || m.FSType == "sysfs")

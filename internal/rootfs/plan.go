@@ -30,14 +30,39 @@ type Context struct {
 	// HostMqueue: the host has /dev/mqueue, to show a box that shares the
 	// host's IPC namespace from a user namespace (it cannot mount its own).
 	HostMqueue bool
+	// Cgroups describes the hierarchies a "cgroup" mount shows; nil when
+	// the box has no cgroup of its own (the host's tree is then bound).
+	Cgroups *CgroupView
+}
+
+// CgroupView is what /sys/fs/cgroup shows in a box.
+type CgroupView struct {
+	// NewNS: the box has its own cgroup namespace, so each hierarchy is
+	// mounted afresh (and shows the box's cgroup as its root); otherwise
+	// the box's cgroup directories are bound from the host.
+	NewNS bool
+	// Unified: the host is pure cgroup v2 (one hierarchy, mounted at
+	// /sys/fs/cgroup itself).
+	Unified     bool
+	Hierarchies []CgroupHierarchy
+}
+
+// CgroupHierarchy is one hierarchy as a box sees it.
+type CgroupHierarchy struct {
+	Name        string   // directory under /sys/fs/cgroup ("memory", "unified")
+	V2          bool     // cgroup2
+	Controllers []string // v1: mount options ("memory", "name=systemd")
+	HostDir     string   // the box's cgroup in this hierarchy, on the host
 }
 
 // Kind is how a mount is made.
 type Kind int
 
 const (
-	New  Kind = iota // mount(2) of a filesystem
-	Bind             // a clone of a host tree, attached with move_mount
+	New      Kind = iota // mount(2) of a filesystem
+	Bind                 // a clone of a host tree, attached with move_mount
+	Link                 // a symbolic link at Target pointing to Source
+	ReadOnly             // make the mount at Target read-only (after what is mounted below it)
 )
 
 // Mount is one mount to make in the box.
@@ -144,6 +169,14 @@ func PlanFor(s *specs.Spec, ctx Context) (*Plan, error) {
 
 	devMounted := false
 	for i, m := range s.Mounts {
+		if m.Type == "cgroup" || m.Type == "cgroup2" {
+			ms, err := planCgroupMount(m, ctx)
+			if err != nil {
+				return nil, fmt.Errorf("mounts[%d] (%s): %w", i, m.Destination, err)
+			}
+			p.Mounts = append(p.Mounts, ms...)
+			continue
+		}
 		mt, err := planMount(m, ctx)
 		if err == errSkip {
 			continue
@@ -266,8 +299,6 @@ func planMount(m specs.Mount, ctx Context) (Mount, error) {
 		bind, mt.Source = true, "/dev/mqueue"
 	case m.Type == "devpts" && !ctx.TTYGroup:
 		o.Data = dropOption(o.Data, "gid=")
-	case m.Type == "cgroup" || m.Type == "cgroup2":
-		return mt, fmt.Errorf("cgroup mounts are not supported yet")
 	case m.Type == "":
 		return mt, fmt.Errorf("mount type is required for a non-bind mount")
 	}
@@ -310,6 +341,60 @@ func planMount(m specs.Mount, ctx Context) (Mount, error) {
 	return mt, nil
 }
 
+// planCgroupMount expands a "cgroup" mount into what shows the box its
+// cgroups, as runc does: on pure v2 one cgroup2 mount (or a bind of the
+// box's cgroup); on v1 and hybrid hosts a tmpfs with one mount (or bind) per
+// hierarchy, read-only when asked.
+func planCgroupMount(m specs.Mount, ctx Context) ([]Mount, error) {
+	if !path.IsAbs(m.Destination) {
+		return nil, fmt.Errorf("destination must be an absolute path")
+	}
+	o, err := ParseOptions(m.Options)
+	if err != nil {
+		return nil, err
+	}
+	dest := path.Clean(m.Destination)
+	ro := o.Flags&unix.MS_RDONLY != 0
+	flags := o.Flags | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	v := ctx.Cgroups
+	if v == nil {
+		// No cgroup of its own: the host's tree, read-only.
+		return []Mount{{Kind: Bind, Source: "/sys/fs/cgroup", Target: dest, Recursive: true,
+			AttrSet: unix.MOUNT_ATTR_RDONLY, RecSet: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}}, nil
+	}
+	one := func(target string, h CgroupHierarchy) Mount {
+		if !v.NewNS {
+			b := Mount{Kind: Bind, Source: h.HostDir, Target: target, FSType: "bind",
+				AttrSet: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+			if ro {
+				b.AttrSet |= unix.MOUNT_ATTR_RDONLY
+			}
+			return b
+		}
+		if h.V2 {
+			return Mount{Kind: New, Source: "cgroup2", Target: target, FSType: "cgroup2", Flags: flags}
+		}
+		return Mount{Kind: New, Source: "cgroup", Target: target, FSType: "cgroup", Flags: flags, Data: strings.Join(h.Controllers, ",")}
+	}
+	if v.Unified && len(v.Hierarchies) == 1 {
+		return []Mount{one(dest, v.Hierarchies[0])}, nil
+	}
+	out := []Mount{{Kind: New, Source: "tmpfs", Target: dest, FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, Data: "mode=755"}}
+	for _, h := range v.Hierarchies {
+		out = append(out, one(path.Join(dest, h.Name), h))
+		// Co-mounted controllers ("cpu,cpuacct") get a link per name.
+		if names := strings.Split(h.Name, ","); len(names) > 1 {
+			for _, n := range names {
+				out = append(out, Mount{Kind: Link, Source: h.Name, Target: path.Join(dest, n)})
+			}
+		}
+	}
+	if ro {
+		out = append(out, Mount{Kind: ReadOnly, Target: dest})
+	}
+	return out, nil
+}
+
 func dropOption(data []string, prefix string) []string {
 	out := data[:0:0]
 	for _, d := range data {
@@ -322,8 +407,13 @@ func dropOption(data []string, prefix string) []string {
 
 // Describe says in words what mount m does, for messages.
 func (m Mount) Describe() string {
-	if m.Kind == Bind {
+	switch m.Kind {
+	case Bind:
 		return fmt.Sprintf("bind %s on %s", m.Source, m.Target)
+	case Link:
+		return fmt.Sprintf("link %s to %s", m.Target, m.Source)
+	case ReadOnly:
+		return fmt.Sprintf("make %s read-only", m.Target)
 	}
 	return fmt.Sprintf("mount %s on %s", m.FSType, m.Target)
 }

@@ -54,6 +54,15 @@ type Config struct {
 	// Stdio are descriptors (of the parent, so also of the child) to become
 	// the command's standard streams; -1 keeps the parent's.
 	Stdio [3]int
+	// Placement: the parent puts the child into the box's cgroup right
+	// after the clone (cgroup v1, or v2 without CLONE_INTO_CGROUP). A new
+	// cgroup namespace is then made after it, so that its root is the box's
+	// cgroup.
+	Placement bool
+	// StartFD, if not -1, is the exec FIFO: once set up, the child reports
+	// MsgReady and waits for a byte on it before running the command (OCI
+	// create/start).
+	StartFD int
 }
 
 // Result is the program and how to start it.
@@ -62,14 +71,20 @@ type Result struct {
 	Clone   initproc.Clone
 	// Trees are made by the parent on request (MsgWantFD).
 	Trees rootfs.ParentTrees
-	// NeedsMaps: the child waits for its id maps: with MapsAtClone the
-	// parent writes them as soon as clone returns and then sends the
-	// go-ahead; otherwise the child asks (MsgMaps) once it has unshared its
-	// user namespace.
-	NeedsMaps, MapsAtClone bool
+	// GoAhead: the child's first step waits for the parent, which right
+	// after the clone writes the id maps (MapsAtClone) and places the child
+	// in its cgroup (Config.Placement), then sends the go-ahead.
+	GoAhead, MapsAtClone bool
+	// NeedsMaps: the child waits for its id maps, written at the clone
+	// (MapsAtClone) or when it asks with MsgMaps, after unsharing its user
+	// namespace (the path that joins namespaces).
+	NeedsMaps bool
 	// ForksPID1: the first child forks into its pid namespace and reports
 	// the new pid (MsgPid); the first child itself exits.
 	ForksPID1 bool
+	// WaitsForStart: the child reports MsgReady and then waits on StartFD;
+	// the parent is done at MsgReady rather than at end of file.
+	WaitsForStart bool
 }
 
 // DefaultPath is the PATH used to find the command when the process
@@ -101,11 +116,18 @@ func Build(c Config) (*Result, error) {
 	newUser := c.NS.Is(specs.UserNamespace, namespaces.New)
 	newTime := newFlags&unix.CLONE_NEWTIME != 0
 	newFlags &^= unix.CLONE_NEWTIME // created by unshare, after its offsets are known
+	lateCgroupNS := c.Placement && newFlags&unix.CLONE_NEWCGROUP != 0
+	if lateCgroupNS {
+		newFlags &^= unix.CLONE_NEWCGROUP // its root is the cgroup at its creation
+	}
+	r.GoAhead = c.Placement || (len(joins) == 0 && newUser)
+	if r.GoAhead {
+		b.Wait("wait for the parent (id maps, cgroup)")
+	}
 	if len(joins) == 0 {
 		// Fast path: one clone creates every namespace, the child is PID 1.
 		r.Clone.Flags = newFlags
 		if newUser {
-			b.Wait("wait for the id maps")
 			r.NeedsMaps, r.MapsAtClone = true, true
 		}
 	} else {
@@ -127,6 +149,9 @@ func Build(c Config) (*Result, error) {
 		if rest := newFlags &^ unix.CLONE_NEWUSER; rest != 0 {
 			b.Call("create namespaces", unix.SYS_UNSHARE, imm(uintptr(rest)))
 		}
+	}
+	if lateCgroupNS {
+		b.Call("create a cgroup namespace", unix.SYS_UNSHARE, imm(unix.CLONE_NEWCGROUP))
 	}
 	if newTime {
 		b.Call("create a time namespace", unix.SYS_UNSHARE, imm(unix.CLONE_NEWTIME))
@@ -200,6 +225,7 @@ func Build(c Config) (*Result, error) {
 	} else if err := processStage(b, c, false); err != nil {
 		return nil, err
 	}
+	r.WaitsForStart = c.StartFD >= 0
 	r.Program = b.Program()
 	return r, r.Program.Validate()
 }
@@ -276,8 +302,11 @@ func processStage(b *initproc.Builder, c Config, forked bool) error {
 	b.Call("stop keeping capabilities", unix.SYS_PRCTL, imm(unix.PR_SET_KEEPCAPS), imm(0))
 	hdr, data := sets.Capset()
 	b.Call("set capabilities", unix.SYS_CAPSET, initproc.Ptr(b, hdr), initproc.Ptr(b, data))
+	// The kernel raises an ambient capability only if it is permitted and
+	// inheritable; runc's default spec lists ambient ones without the
+	// inheritable set, and runs: so do we, without them.
 	for cp := 0; cp <= last; cp++ {
-		if sets.Ambient.Has(cp) {
+		if sets.Ambient.Has(cp) && sets.Inheritable.Has(cp) && sets.Permitted.Has(cp) {
 			b.Call("raise ambient "+caps.Name(cp), unix.SYS_PRCTL, imm(unix.PR_CAP_AMBIENT), imm(unix.PR_CAP_AMBIENT_RAISE), imm(uintptr(cp)))
 		}
 	}
@@ -314,7 +343,15 @@ func processStage(b *initproc.Builder, c Config, forked bool) error {
 	// No descriptor of the parent reaches the command, except those asked for.
 	b.Call("close inherited files on exec", unix.SYS_CLOSE_RANGE, imm(uintptr(3+c.PreserveFDs)), imm(maxFD), imm(unix.CLOSE_RANGE_CLOEXEC))
 
-	b.Exec("exec "+p.Args[0], candidates(p.Args[0], p.Env), p.Args, p.Env)
+	paths := candidates(p.Args[0], p.Env)
+	if c.StartFD >= 0 {
+		// Fail now, at create, rather than after start when nobody listens.
+		b.CheckExec("find "+p.Args[0]+" in the box", paths)
+		b.Send("report the box created", initproc.MsgReady, 0, 0)
+		var buf [8]byte
+		b.Call("wait for start", unix.SYS_READ, imm(uintptr(c.StartFD)), initproc.Ptr(b, &buf), imm(1))
+	}
+	b.Exec("exec "+p.Args[0], paths, p.Args, p.Env)
 	return nil
 }
 

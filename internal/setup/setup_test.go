@@ -55,7 +55,7 @@ func TestFastPathClonesEveryNamespace(t *testing.T) {
 	if r.Clone.Flags != unix.CLONE_NEWUSER|unix.CLONE_NEWPID|unix.CLONE_NEWNET || r.ForksPID1 || !r.NeedsMaps {
 		t.Fatalf("clone flags %#x, forks %v, maps %v", r.Clone.Flags, r.ForksPID1, r.NeedsMaps)
 	}
-	order(t, prog, "wait for the id maps", "become root of the user namespace", "ask to die with the parent",
+	order(t, prog, "wait for the parent (id maps, cgroup)", "become root of the user namespace", "ask to die with the parent",
 		"check that the parent lives", "make the box's first process undumpable", "bring lo up", "fork the command",
 		"unblock signals", "set capabilities", "exec sh", "close the init's files", "run as init")
 }
@@ -146,4 +146,13 @@ func TestRejects(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+func TestPlacementComesBeforeTheCgroupNamespace(t *testing.T) {
+	s := spec(specs.LinuxNamespace{Type: specs.CgroupNamespace}, specs.LinuxNamespace{Type: specs.PIDNamespace})
+	r, prog := build(t, Config{Spec: s, Placement: true})
+	if !r.GoAhead || r.Clone.Flags&unix.CLONE_NEWCGROUP != 0 || r.Clone.Flags&unix.CLONE_NEWPID == 0 {
+		t.Fatalf("go-ahead %v, clone flags %#x: the cgroup namespace must wait for the placement", r.GoAhead, r.Clone.Flags)
+	}
+	order(t, prog, "wait for the parent", "create a cgroup namespace", "exec sh")
 }

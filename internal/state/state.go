@@ -52,6 +52,8 @@ type State struct {
 	// IDRange is the first host id of a range allocated for the box's user
 	// namespace (0: none).
 	IDRange uint32 `json:"idRange,omitempty"`
+	// CgroupPath is the box's cgroup, inside every hierarchy ("": none).
+	CgroupPath string `json:"cgroupPath,omitempty"`
 	// Config is the box's spec as JSON (decoded only when needed: see Spec).
 	Config json.RawMessage `json:"config,omitempty"`
 }
@@ -104,6 +106,10 @@ func CheckID(id string) error {
 	}
 	return nil
 }
+
+// ExecFifo is the name, in a box's directory, of the FIFO on which a created
+// box waits for start.
+const ExecFifo = "exec.fifo"
 
 // Dir is the state directory of box id.
 func (s *Store) Dir(id string) string { return filepath.Join(s.Root, id) }
@@ -168,7 +174,7 @@ func (s *Store) Remove(id string) error {
 	// The record is one file, or none if it was never saved; anything else
 	// is not ours to delete, and leaves the directory in place.
 	dir := s.Dir(id)
-	for _, name := range []string{"state.json", ".state.json"} {
+	for _, name := range []string{"state.json", ".state.json", ExecFifo} {
 		if err := unix.Unlink(filepath.Join(dir, name)); err != nil && err != unix.ENOENT {
 			return fmt.Errorf("remove box %s: %w", id, err)
 		}

@@ -1,0 +1,346 @@
+package nsbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/cgroups"
+	"github.com/nsbox/nsbox/internal/namespaces"
+	"github.com/nsbox/nsbox/internal/process"
+	"github.com/nsbox/nsbox/internal/rootfs"
+	"github.com/nsbox/nsbox/internal/setup"
+	"github.com/nsbox/nsbox/internal/state"
+	"github.com/nsbox/nsbox/internal/userns"
+)
+
+// Run creates box id from spec s and runs its command at once. It returns
+// once the command runs, or with an error that names the step that failed,
+// after removing everything it made.
+func (rt *Runtime) Run(id string, s *specs.Spec, o Options) (*Box, error) {
+	return rt.create(id, s, o, false)
+}
+
+// Create creates box id from spec s up to the point where its command would
+// run, as OCI create does: the command waits for Start. The box's first
+// process is a child of the caller until the caller exits.
+func (rt *Runtime) Create(id string, s *specs.Spec, o Options) (*Box, error) {
+	return rt.create(id, s, o, true)
+}
+
+// creation carries one box through its creation; undo reverses what is
+// done so far if a later step fails.
+type creation struct {
+	rt      *Runtime
+	id      string
+	s       *specs.Spec
+	o       Options
+	ns      namespaces.Plan
+	ids     idDecision
+	joinFDs map[namespaces.Type]int
+	fs      *rootfs.Plan
+	fifo    *os.File // exec.fifo, the Create/Start rendezvous
+	cgroup  *cgroups.Manager
+	cgfd    int // the cgroup2 directory, for CLONE_INTO_CGROUP (-1: none)
+	undo    []func()
+}
+
+func (rt *Runtime) create(id string, s *specs.Spec, o Options, waitForStart bool) (b *Box, err error) {
+	if err := state.CheckID(id); err != nil {
+		return nil, err
+	}
+	if err := checkSpec(s); err != nil {
+		return nil, err
+	}
+	if err := rt.store.Create(id); err != nil {
+		return nil, err
+	}
+	c := &creation{rt: rt, id: id, s: s, o: o, joinFDs: map[namespaces.Type]int{}, cgfd: -1}
+	c.undo = append(c.undo, func() { rt.store.Remove(id) })
+	defer func() {
+		c.closeFiles()
+		if err != nil {
+			for i := len(c.undo) - 1; i >= 0; i-- {
+				c.undo[i]()
+			}
+		}
+	}()
+	if err := c.prepare(waitForStart); err != nil {
+		return nil, err
+	}
+	return c.launch(waitForStart)
+}
+
+// prepare decides everything about the box that needs the host but not the
+// box itself: namespaces to join, id maps, the filesystem plan.
+func (c *creation) prepare(waitForStart bool) error {
+	s, o := c.s, c.o
+	var err error
+	if c.ns, err = namespaces.PlanFor(s); err != nil {
+		return err
+	}
+	if c.ids, err = c.rt.decideIDs(c.id, s, c.ns, o); err != nil {
+		return err
+	}
+	c.undo = append(c.undo, c.ids.release)
+	if o.IDMapBinds {
+		if err := idmapBinds(s, c.ids); err != nil {
+			return err
+		}
+	}
+	for _, t := range c.ns.Joins() {
+		fd, err := namespaces.OpenJoin(t, c.ns.Path[t])
+		if err != nil {
+			return err
+		}
+		c.joinFDs[t] = fd
+	}
+	if s.Process.Terminal && waitForStart && o.ConsoleSocket == "" {
+		return errors.New("process.terminal needs --console-socket to create a box (nobody would hold its terminal)")
+	}
+	if waitForStart {
+		if c.fifo, err = makeExecFifo(c.rt.store.Dir(c.id)); err != nil {
+			return err
+		}
+	}
+	if o.Cgroup && os.Geteuid() == 0 {
+		if err := c.makeCgroup(); err != nil {
+			return err
+		}
+	}
+	if !c.ns.Is(specs.MountNamespace, namespaces.New) {
+		if s.Root != nil && filepath.Clean(s.Root.Path) != "/" {
+			return fmt.Errorf("root.path %s needs a new mount namespace", s.Root.Path)
+		}
+		return nil
+	}
+	c.fs, err = rootfs.PlanFor(s, rootfs.Context{
+		UserNS:     !c.ns.Is(specs.UserNamespace, namespaces.Share) || os.Geteuid() != 0,
+		OwnPID:     c.ns.Is(specs.PIDNamespace, namespaces.New),
+		OwnNet:     c.ns.Is(specs.NetworkNamespace, namespaces.New),
+		OwnIPC:     c.ns.Is(specs.IPCNamespace, namespaces.New),
+		TTYGroup:   c.ids.ttyGroup,
+		Terminal:   s.Process.Terminal,
+		HostMqueue: exists("/dev/mqueue"),
+		Cgroups:    c.cgroupView(),
+	})
+	if err != nil {
+		return err
+	}
+	if err := checkBindSources(c.fs); err != nil {
+		return err
+	}
+	if os.Geteuid() == 0 && c.ns.Is(specs.UserNamespace, namespaces.New) {
+		parentMakesTrees(c.fs, o.IDMapBinds && c.ids.rangeStart != 0, c.ids)
+	}
+	return nil
+}
+
+// launch builds the child's program, starts it, serves it and records the
+// box.
+func (c *creation) launch(waitForStart bool) (*Box, error) {
+	s, o := c.s, c.o
+	sync, err := process.NewSync()
+	if err != nil {
+		return nil, err
+	}
+	defer sync.Close()
+	cfg := setup.Config{
+		Spec:            s,
+		NS:              c.ns,
+		JoinFDs:         c.joinFDs,
+		FS:              c.fs,
+		Init:            o.Init && c.ns.Is(specs.PIDNamespace, namespaces.New),
+		SyncFD:          sync.Child,
+		DieWithParent:   o.DieWithParent,
+		SetgroupsDenied: c.ids.how == userns.DenyDirect,
+		PreserveFDs:     o.PreserveFDs,
+		WinSize:         o.WinSize,
+		CwdFallback:     o.CwdFallback,
+		Stdio:           [3]int{fdOf(o.Stdin), fdOf(o.Stdout), fdOf(o.Stderr)},
+		StartFD:         -1,
+		Placement:       c.cgroup != nil && c.cgfd < 0,
+	}
+	if c.fifo != nil {
+		cfg.StartFD = int(c.fifo.Fd())
+	}
+	r, err := setup.Build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if c.cgfd >= 0 {
+		r.Clone.Flags |= unix.CLONE_INTO_CGROUP
+		r.Clone.CgroupFD = c.cgfd
+	}
+	if o.Debug != nil {
+		fmt.Fprintf(o.Debug, "nsbox: clone flags %#x; set-up steps of box %s:\n%s", r.Clone.Flags, c.id, r.Program)
+	}
+	st := &state.State{
+		State: specs.State{
+			Version:     specs.Version,
+			ID:          c.id,
+			Status:      specs.StateRunning,
+			Bundle:      o.Bundle,
+			Annotations: s.Annotations,
+		},
+		Created:   time.Now().UTC(),
+		Owner:     os.Geteuid(),
+		Rootless:  os.Geteuid() != 0,
+		Ephemeral: o.Ephemeral,
+		IDRange:   c.ids.rangeStart,
+	}
+	if c.cgroup != nil {
+		st.CgroupPath = c.cgroup.Path
+	}
+	if waitForStart {
+		st.Status = specs.StateCreated
+	}
+	var specErr error
+	proc, err := process.Launch(r, &sync, process.Hooks{
+		WriteMaps: func(pid int) error { return userns.Write(pid, c.ids.uids, c.ids.gids, c.ids.how) },
+		MakeTree: func(i, pid int) (int, error) {
+			return makeTree(r.Trees.Trees[i], pid, c.ids)
+		},
+		Place: func(pid int) error {
+			if c.cgroup == nil || c.cgfd >= 0 {
+				return nil
+			}
+			return c.cgroup.Apply(pid)
+		},
+		Meanwhile: func() { specErr = st.SetSpec(s) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	kill := func() {
+		proc.Signal(unix.SIGKILL)
+		proc.Wait()
+	}
+	st.Pid = proc.Pid
+	st.InitStart, _ = state.StartTime(proc.Pid)
+	err = specErr
+	if err == nil && proc.Console != nil && o.ConsoleSocket != "" {
+		err = sendConsole(o.ConsoleSocket, proc.Console)
+		proc.Console.Close()
+		proc.Console = nil
+	}
+	if err == nil {
+		err = c.rt.store.Save(st)
+	}
+	if err != nil {
+		kill()
+		return nil, err
+	}
+	return &Box{ID: c.id, Console: proc.Console, rt: c.rt, proc: proc, st: st, release: c.ids.release}, nil
+}
+
+// makeCgroup creates the box's cgroup: linux.cgroupsPath, or /nsbox/ID.
+func (c *creation) makeCgroup() error {
+	layout, err := cgroups.Detect()
+	if err != nil {
+		return err
+	}
+	path := "/nsbox/" + c.id
+	if c.s.Linux.CgroupsPath != "" {
+		path = c.s.Linux.CgroupsPath
+	}
+	if c.cgroup, err = cgroups.Resolve(layout, path); err != nil {
+		return fmt.Errorf("linux.cgroupsPath: %w", err)
+	}
+	if err := c.cgroup.Create(); err != nil {
+		c.cgroup.Destroy()
+		return err
+	}
+	c.undo = append(c.undo, func() { c.cgroup.Destroy() })
+	c.cgfd, err = c.cgroup.OpenV2()
+	return err
+}
+
+// cgroupView describes the box's cgroup hierarchies for its /sys/fs/cgroup.
+func (c *creation) cgroupView() *rootfs.CgroupView {
+	if c.cgroup == nil {
+		return nil
+	}
+	l := c.cgroup.Layout
+	v := &rootfs.CgroupView{NewNS: c.ns.Is(specs.CgroupNamespace, namespaces.New), Unified: l.Unified()}
+	for i := range l.Hierarchies {
+		h := &l.Hierarchies[i]
+		if filepath.Dir(h.Mount) != "/sys/fs/cgroup" && h.Mount != "/sys/fs/cgroup" {
+			continue // mounted somewhere of its own choosing: not part of the usual view
+		}
+		v.Hierarchies = append(v.Hierarchies, rootfs.CgroupHierarchy{
+			Name: h.Name(), V2: h.V2, Controllers: h.Controllers, HostDir: c.cgroup.Dir(h),
+		})
+	}
+	return v
+}
+
+func (c *creation) closeFiles() {
+	if c.cgfd >= 0 {
+		unix.Close(c.cgfd)
+	}
+	for _, fd := range c.joinFDs {
+		unix.Close(fd)
+	}
+	if c.fifo != nil {
+		c.fifo.Close()
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// makeExecFifo creates the FIFO and opens it for the child. Opened for
+// reading and writing, it never blocks here; the child blocks reading it
+// until Start writes a byte.
+func makeExecFifo(dir string) (*os.File, error) {
+	path := filepath.Join(dir, state.ExecFifo)
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Start lets the command of created box id run (OCI start).
+func (rt *Runtime) Start(id string) error {
+	unlock, err := rt.store.Lock(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := rt.store.Load(id)
+	if err != nil {
+		return err
+	}
+	if st.Status != specs.StateCreated {
+		return fmt.Errorf("box %s is %s, not created: it can only be started once", id, st.Status)
+	}
+	path := filepath.Join(rt.store.Dir(id), state.ExecFifo)
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENXIO) {
+			return fmt.Errorf("box %s is no longer waiting to start", id)
+		}
+		return fmt.Errorf("start box %s: %w", id, err)
+	}
+	_, err = unix.Write(fd, []byte{0})
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("start box %s: %w", id, err)
+	}
+	unix.Unlink(path)
+	st.Status = specs.StateRunning
+	return rt.store.Save(st)
+}

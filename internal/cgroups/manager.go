@@ -1,0 +1,308 @@
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/fileio"
+)
+
+// Manager is one box's cgroup: a directory in each hierarchy.
+type Manager struct {
+	Layout *Layout
+	// Path is the box's cgroup, as an absolute path inside each hierarchy.
+	Path string
+}
+
+// Resolve turns an OCI cgroupsPath into the box's cgroup: an absolute path
+// is taken inside each hierarchy as it is; a relative one is taken below
+// the caller's own cgroup (of the v2 tree, or the first v1 hierarchy);
+// "slice:prefix:name" is systemd's syntax, refused without systemd.
+func Resolve(l *Layout, cgroupsPath string) (*Manager, error) {
+	if strings.Count(cgroupsPath, ":") == 2 && !strings.HasPrefix(cgroupsPath, "/") {
+		return nil, fmt.Errorf("cgroupsPath %q is for the systemd cgroup driver, which nsbox does not support yet", cgroupsPath)
+	}
+	p := filepath.Clean("/" + cgroupsPath)
+	if !filepath.IsAbs(cgroupsPath) {
+		base := "/"
+		if v2 := l.V2(); l.Unified() && v2 != nil {
+			base = v2.Own
+		} else if len(l.Hierarchies) > 0 {
+			base = l.Hierarchies[0].Own
+		}
+		p = filepath.Join(base, cgroupsPath)
+	}
+	if p == "/" {
+		return nil, fmt.Errorf("cgroupsPath %q: the root cgroup cannot hold a box", cgroupsPath)
+	}
+	return &Manager{Layout: l, Path: p}, nil
+}
+
+// Dir is the box's directory in hierarchy h.
+func (m *Manager) Dir(h *Hierarchy) string {
+	rel := m.Path
+	// A mount of a cgroup below the root (a bind, or a cgroup namespace)
+	// shows that cgroup at its mount point.
+	if h.Root != "/" && h.Root != "" {
+		if r, err := filepath.Rel(h.Root, m.Path); err == nil && !strings.HasPrefix(r, "..") {
+			rel = "/" + r
+		}
+	}
+	return filepath.Join(h.Mount, rel)
+}
+
+// Create makes the box's directory in every hierarchy. On v1, cpuset
+// directories get their parent's cpus and mems, without which they cannot
+// hold a process.
+func (m *Manager) Create() error {
+	for i := range m.Layout.Hierarchies {
+		h := &m.Layout.Hierarchies[i]
+		dir := m.Dir(h)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create cgroup %s: %w", dir, err)
+		}
+		if !h.V2 && h.Has("cpuset") {
+			if err := fillCpuset(h.Mount, dir); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// fillCpuset copies cpuset.cpus and cpuset.mems down from the closest
+// ancestor that has them, into every empty directory from top to dir.
+func fillCpuset(mount, dir string) error {
+	rel, err := filepath.Rel(mount, dir)
+	if err != nil {
+		return err
+	}
+	cur := mount
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		parent := cur
+		cur = filepath.Join(cur, part)
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			b, err := fileio.ReadFile(filepath.Join(cur, f))
+			if err != nil {
+				return fmt.Errorf("cgroup %s: %w", cur, err)
+			}
+			if strings.TrimSpace(string(b)) != "" {
+				continue
+			}
+			pb, err := fileio.ReadFile(filepath.Join(parent, f))
+			if err != nil {
+				return fmt.Errorf("cgroup %s: %w", parent, err)
+			}
+			if err := fileio.Write(filepath.Join(cur, f), unix.O_WRONLY, 0, pb); err != nil {
+				return fmt.Errorf("cgroup %s: %w", cur, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Apply moves process pid into the box's cgroup in every hierarchy.
+func (m *Manager) Apply(pid int) error {
+	s := []byte(strconv.Itoa(pid))
+	for i := range m.Layout.Hierarchies {
+		dir := m.Dir(&m.Layout.Hierarchies[i])
+		if err := fileio.Write(filepath.Join(dir, "cgroup.procs"), unix.O_WRONLY, 0, s); err != nil {
+			return fmt.Errorf("move process %d into cgroup %s: %w", pid, dir, err)
+		}
+	}
+	return nil
+}
+
+// OpenV2 opens the box's cgroup2 directory, for clone3(CLONE_INTO_CGROUP),
+// on a pure v2 host; -1 otherwise.
+func (m *Manager) OpenV2() (int, error) {
+	if !m.Layout.Unified() {
+		return -1, nil
+	}
+	dir := m.Dir(&m.Layout.Hierarchies[0])
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open cgroup %s: %w", dir, err)
+	}
+	return fd, nil
+}
+
+// Pids lists the processes in the box's cgroup and its descendants.
+func (m *Manager) Pids() ([]int, error) {
+	h := m.procsHierarchy()
+	if h == nil {
+		return nil, errors.New("no cgroup hierarchy to list processes from")
+	}
+	var pids []int
+	err := filepath.WalkDir(m.Dir(h), func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		b, err := fileio.ReadFile(filepath.Join(path, "cgroup.procs"))
+		if err != nil {
+			return err
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		return nil
+	})
+	return pids, err
+}
+
+// procsHierarchy is the hierarchy used to list and freeze processes: the
+// freezer on v1, else the cgroup2 tree, else any.
+func (m *Manager) procsHierarchy() *Hierarchy {
+	if h := m.Layout.Find("freezer"); h != nil {
+		return h
+	}
+	if v2 := m.Layout.V2(); v2 != nil {
+		return v2
+	}
+	if len(m.Layout.Hierarchies) > 0 {
+		return &m.Layout.Hierarchies[0]
+	}
+	return nil
+}
+
+// Freeze stops every process of the box (freezer.state on v1, cgroup.freeze
+// on v2) and waits until the kernel says they are frozen.
+func (m *Manager) Freeze() error { return m.setFrozen(true) }
+
+// Thaw resumes the processes of a frozen box.
+func (m *Manager) Thaw() error { return m.setFrozen(false) }
+
+func (m *Manager) setFrozen(frozen bool) error {
+	if h := m.Layout.Find("freezer"); h != nil && !h.V2 {
+		want := "THAWED"
+		if frozen {
+			want = "FROZEN"
+		}
+		path := filepath.Join(m.Dir(h), "freezer.state")
+		for i := 0; i < 1000; i++ {
+			if err := fileio.Write(path, unix.O_WRONLY, 0, []byte(want)); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			b, err := fileio.ReadFile(path)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if strings.TrimSpace(string(b)) == want {
+				return nil
+			}
+			time.Sleep(time.Millisecond) // FREEZING: tasks still on their way
+		}
+		return fmt.Errorf("%s never reached %s", path, want)
+	}
+	v2 := m.Layout.V2()
+	if v2 == nil {
+		return errors.New("no freezer: neither a v1 freezer hierarchy nor cgroup2")
+	}
+	dir := m.Dir(v2)
+	val, want := "0", "frozen 0"
+	if frozen {
+		val, want = "1", "frozen 1"
+	}
+	if err := fileio.Write(filepath.Join(dir, "cgroup.freeze"), unix.O_WRONLY, 0, []byte(val)); err != nil {
+		return fmt.Errorf("%s/cgroup.freeze: %w", dir, err)
+	}
+	for i := 0; i < 1000; i++ {
+		b, err := fileio.ReadFile(filepath.Join(dir, "cgroup.events"))
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(b), want) {
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return fmt.Errorf("%s never reported %q", dir, want)
+}
+
+// Frozen reports whether the box's cgroup is frozen.
+func (m *Manager) Frozen() bool {
+	if h := m.Layout.Find("freezer"); h != nil && !h.V2 {
+		b, _ := fileio.ReadFile(filepath.Join(m.Dir(h), "freezer.state"))
+		return strings.TrimSpace(string(b)) == "FROZEN"
+	}
+	if v2 := m.Layout.V2(); v2 != nil {
+		b, _ := fileio.ReadFile(filepath.Join(m.Dir(v2), "cgroup.freeze"))
+		return strings.TrimSpace(string(b)) == "1"
+	}
+	return false
+}
+
+// Signal sends sig to every process of the box. With SIGKILL on v2 it uses
+// cgroup.kill (Linux 5.14), which leaves no window for new forks;
+// otherwise the box is frozen while its processes are signalled.
+func (m *Manager) Signal(sig syscall.Signal) error {
+	if v2 := m.Layout.V2(); sig == unix.SIGKILL && v2 != nil && m.Layout.Unified() {
+		err := fileio.Write(filepath.Join(m.Dir(v2), "cgroup.kill"), unix.O_WRONLY, 0, []byte("1"))
+		if err == nil || !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	froze := false
+	if sig == unix.SIGKILL && !m.Frozen() && m.Freeze() == nil {
+		froze = true
+	}
+	pids, err := m.Pids()
+	for _, pid := range pids {
+		unix.Kill(pid, sig)
+	}
+	if froze {
+		m.Thaw()
+	}
+	return err
+}
+
+// Destroy removes the box's directories (and any it made below them),
+// waiting briefly for exiting processes to leave.
+func (m *Manager) Destroy() error {
+	var firstErr error
+	for i := range m.Layout.Hierarchies {
+		dir := m.Dir(&m.Layout.Hierarchies[i])
+		if err := removeTree(dir); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// removeTree removes cgroup directory dir, children first.
+func removeTree(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			if err := removeTree(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	for i := 0; ; i++ {
+		err := unix.Rmdir(dir)
+		if err == nil || err == unix.ENOENT {
+			return nil
+		}
+		if err != unix.EBUSY || i == 200 {
+			return fmt.Errorf("remove cgroup %s: %w", dir, err)
+		}
+		time.Sleep(5 * time.Millisecond) // processes still exiting
+	}
+}
