@@ -3,6 +3,9 @@ package nsbox
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -10,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/internal/cgroups"
+	"github.com/nsbox/nsbox/internal/fileio"
 	"github.com/nsbox/nsbox/internal/state"
 )
 
@@ -67,14 +71,18 @@ func (rt *Runtime) List() ([]*State, error) {
 	return out, nil
 }
 
-// Kill sends sig to box id's first process.
-func (rt *Runtime) Kill(id string, sig syscall.Signal) error {
+// Kill sends sig to box id's first process, or with all to every process
+// of the box.
+func (rt *Runtime) Kill(id string, sig syscall.Signal, all bool) error {
 	st, err := rt.store.Load(id)
 	if err != nil {
 		return err
 	}
 	if st.Status == specs.StateStopped {
 		return fmt.Errorf("box %s is not running", id)
+	}
+	if all {
+		return rt.signalAll(st, sig)
 	}
 	pidfd, err := openPid(st)
 	if err != nil {
@@ -85,6 +93,145 @@ func (rt *Runtime) Kill(id string, sig syscall.Signal) error {
 		return fmt.Errorf("signal box %s: %w", id, err)
 	}
 	return nil
+}
+
+// signalAll sends sig to every process of a box: through its cgroup when it
+// has one, otherwise to its init and the init's descendants.
+func (rt *Runtime) signalAll(st *state.State, sig syscall.Signal) error {
+	if m := cgroupOf(st); m != nil {
+		return m.Signal(sig)
+	}
+	pids, err := boxPids(st)
+	for _, pid := range pids {
+		unix.Kill(pid, sig)
+	}
+	return err
+}
+
+// Pids lists the processes of box id, as host pids.
+func (rt *Runtime) Pids(id string) ([]int, error) {
+	st, err := rt.store.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	if st.Status == specs.StateStopped {
+		return nil, nil
+	}
+	return boxPids(st)
+}
+
+// boxPids lists a box's processes: its cgroup's, or the init's descendants
+// (which, in a pid namespace of its own, are all of them).
+func boxPids(st *state.State) ([]int, error) {
+	if m := cgroupOf(st); m != nil {
+		return m.Pids()
+	}
+	return descendants(st.Pid)
+}
+
+// descendants returns pid and every process below it, from /proc.
+func descendants(root int) ([]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	children := map[int][]int{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := fileio.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		children[ppid] = append(children[ppid], pid)
+	}
+	out := []int{root}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out, nil
+}
+
+// Pause freezes every process of box id: with its cgroup's freezer, or, for
+// a box without a cgroup, by stopping each of its processes (SIGSTOP, which
+// their parents can notice; a cgroup freezes invisibly).
+func (rt *Runtime) Pause(id string) error {
+	return rt.setPaused(id, true)
+}
+
+// Resume thaws a paused box.
+func (rt *Runtime) Resume(id string) error {
+	return rt.setPaused(id, false)
+}
+
+func (rt *Runtime) setPaused(id string, pause bool) error {
+	unlock, err := rt.store.Lock(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := rt.store.Load(id)
+	if err != nil {
+		return err
+	}
+	switch {
+	case pause && st.Status != specs.StateRunning:
+		return fmt.Errorf("box %s is %s: only a running box can be paused", id, st.Status)
+	case !pause && st.Status != state.Paused:
+		return fmt.Errorf("box %s is %s, not paused", id, st.Status)
+	}
+	if m := cgroupOf(st); m != nil {
+		if pause {
+			err = m.Freeze()
+		} else {
+			err = m.Thaw()
+		}
+	} else {
+		err = stopAll(st, pause)
+	}
+	if err != nil {
+		return fmt.Errorf("pause box %s: %w", id, err)
+	}
+	st.Status = specs.StateRunning
+	if pause {
+		st.Status = state.Paused
+	}
+	return rt.store.Save(st)
+}
+
+// stopAll sends SIGSTOP (or SIGCONT) to every process of a box without a
+// cgroup, again until no new process shows up.
+func stopAll(st *state.State, stop bool) error {
+	sig := unix.SIGCONT
+	if stop {
+		sig = unix.SIGSTOP
+	}
+	done := map[int]bool{}
+	for round := 0; round < 100; round++ {
+		pids, err := boxPids(st)
+		if err != nil {
+			return err
+		}
+		fresh := false
+		for _, pid := range pids {
+			if !done[pid] {
+				unix.Kill(pid, sig)
+				done[pid], fresh = true, true
+			}
+		}
+		if !fresh || !stop {
+			return nil
+		}
+	}
+	return errors.New("the box keeps forking faster than it can be stopped")
 }
 
 // openPid opens a pidfd for the box's first process, checking that the pid
@@ -101,8 +248,9 @@ func openPid(st *state.State) (int, error) {
 	return pidfd, nil
 }
 
-// Delete removes box id. A running box is refused unless force is set, in
-// which case it is killed first.
+// Delete removes box id, as OCI delete does: a stopped or created box at
+// once (a created one is killed), a running or paused one only with force
+// (it is killed first).
 func (rt *Runtime) Delete(id string, force bool) error {
 	unlock, err := rt.store.Lock(id)
 	if err != nil {
@@ -113,19 +261,35 @@ func (rt *Runtime) Delete(id string, force bool) error {
 	if err != nil {
 		return err
 	}
-	if st.Status != specs.StateStopped {
+	switch st.Status {
+	case specs.StateStopped:
+	case specs.StateCreated:
+		rt.killAndWait(st)
+	default:
 		if !force {
 			return fmt.Errorf("box %s is %s: stop it first, or use --force", id, st.Status)
 		}
-		pidfd, err := openPid(st)
-		if err == nil {
-			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-			waitGone(pidfd)
-			unix.Close(pidfd)
-		}
+		rt.killAndWait(st)
 	}
 	rt.remove(st)
 	return nil
+}
+
+// killAndWait kills every process of a box and waits for its first one.
+func (rt *Runtime) killAndWait(st *state.State) {
+	pidfd, err := openPid(st)
+	if err != nil {
+		return
+	}
+	defer unix.Close(pidfd)
+	rt.signalAll(st, unix.SIGKILL)
+	if m := cgroupOf(st); m != nil && m.Frozen() {
+		m.Thaw() // a frozen process dies only once thawed
+	} else if st.Status == state.Paused {
+		stopAll(st, false)
+	}
+	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+	waitGone(pidfd)
 }
 
 // cgroupOf returns the manager of a box's cgroup, or nil.

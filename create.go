@@ -108,8 +108,8 @@ func (c *creation) prepare(waitForStart bool) error {
 			return err
 		}
 	}
-	if o.Cgroup && os.Geteuid() == 0 {
-		if err := c.makeCgroup(); err != nil {
+	if o.Cgroup != NoCgroup && os.Geteuid() == 0 {
+		if err := c.makeCgroup(o.Cgroup); err != nil {
 			return err
 		}
 	}
@@ -240,10 +240,13 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 }
 
 // makeCgroup creates the box's cgroup: linux.cgroupsPath, or /nsbox/ID.
-func (c *creation) makeCgroup() error {
+func (c *creation) makeCgroup(mode CgroupMode) error {
 	layout, err := cgroups.Detect()
 	if err != nil {
 		return err
+	}
+	if mode == CgroupWhenCheap && !layout.Unified() {
+		return nil
 	}
 	path := "/nsbox/" + c.id
 	if c.s.Linux.CgroupsPath != "" {

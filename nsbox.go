@@ -69,9 +69,9 @@ type Options struct {
 	Stdin, Stdout, Stderr *os.File `json:"-"`
 	// Bundle is the OCI bundle directory, recorded in the state.
 	Bundle string
-	// Cgroup places the box in a cgroup: the spec's linux.cgroupsPath, or
-	// /nsbox/ID. (Without root, only where the caller may create cgroups.)
-	Cgroup bool
+	// Cgroup says when the box gets a cgroup of its own: the spec's
+	// linux.cgroupsPath, or /nsbox/ID. (Without root: never, for now.)
+	Cgroup CgroupMode
 	// ConsoleSocket is the path of a unix socket that receives the master
 	// of the box's terminal (SCM_RIGHTS), as with runc --console-socket;
 	// otherwise Box.Console holds it.
@@ -79,6 +79,20 @@ type Options struct {
 	// Debug, when set, receives the list of the child's set-up steps.
 	Debug io.Writer `json:"-"`
 }
+
+// CgroupMode says when a box gets a cgroup.
+type CgroupMode int
+
+const (
+	// NoCgroup: the box stays in the caller's cgroups.
+	NoCgroup CgroupMode = iota
+	// CgroupAlways: the box always gets one (the OCI runtime's way).
+	CgroupAlways
+	// CgroupWhenCheap: on a pure cgroup v2 host, where a box is born in its
+	// cgroup (CLONE_INTO_CGROUP); not on v1, where moving a process into a
+	// cgroup waits for an RCU grace period (about half a millisecond here).
+	CgroupWhenCheap
+)
 
 // Box is a started box.
 type Box struct {

@@ -315,3 +315,22 @@ func ParseSpec(b []byte) (*specs.Spec, error) {
 	}
 	return &s, nil
 }
+
+// ParseProcess decodes an OCI process JSON (as given to exec --process).
+func ParseProcess(b []byte) (*specs.Process, error) {
+	var p specs.Process
+	if err := json.Unmarshal(b, &p); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, fmt.Errorf("field %s: want %s, got JSON %s", te.Field, te.Type, te.Value)
+		}
+		return nil, err
+	}
+	if len(p.Args) == 0 {
+		return nil, errors.New("args: no command")
+	}
+	if p.Cwd == "" {
+		p.Cwd = "/"
+	}
+	return &p, nil
+}

@@ -77,8 +77,19 @@ func main() {
 	if len(compare) > 0 {
 		adhoc := suite{name: "compare", about: "ad-hoc command lines"}
 		for i, c := range compare {
-			c = strings.NewReplacer("NSBOX", bin+" --root "+filepath.Join(work, "state"), "ROOTFS", rootfs).Replace(c)
-			adhoc.tools = append(adhoc.tools, &tool{name: fmt.Sprintf("#%d", i+1), argv: strings.Fields(c)})
+			var argv []string
+			for _, w := range strings.Fields(c) {
+				switch w {
+				case "NSBOX":
+					argv = append(argv, bin, "--root", filepath.Join(work, "state"))
+				case "ROOTFS":
+					argv = append(argv, rootfs)
+				default:
+					argv = append(argv, w)
+				}
+			}
+			c = strings.Join(argv, " ")
+			adhoc.tools = append(adhoc.tools, &tool{name: fmt.Sprintf("#%d", i+1), argv: argv})
 			if i > 0 {
 				adhoc.ratios = append(adhoc.ratios, [2]string{fmt.Sprintf("#%d", i+1), "#1"})
 			}

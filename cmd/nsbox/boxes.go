@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -146,7 +147,7 @@ func cmdKill(g *global, args []string) int {
 		}
 		sig = s
 	}
-	if err := rt.Kill(pos[0], sig); err != nil {
+	if err := rt.Kill(pos[0], sig, all); err != nil {
 		return fail(g, err)
 	}
 	return 0
@@ -183,6 +184,95 @@ func cmdDelete(g *global, args []string) int {
 			return 0 // as runc: delete --force of a missing container succeeds
 		}
 		return fail(g, err)
+	}
+	return 0
+}
+
+func cmdPause(g *global, args []string) int {
+	fs := newFlagSet("pause", "ID", "Freeze every process of a box.")
+	rt, pos, code, ok := boxArgs(g, fs, args, 1, 1)
+	if !ok {
+		return code
+	}
+	if err := rt.Pause(pos[0]); err != nil {
+		return fail(g, err)
+	}
+	return 0
+}
+
+func cmdResume(g *global, args []string) int {
+	fs := newFlagSet("resume", "ID", "Thaw a paused box.")
+	rt, pos, code, ok := boxArgs(g, fs, args, 1, 1)
+	if !ok {
+		return code
+	}
+	if err := rt.Resume(pos[0]); err != nil {
+		return fail(g, err)
+	}
+	return 0
+}
+
+// cmdPs lists a box's processes: as a JSON array of pids, or as ps(1) shows
+// them (with the options after the id), keeping the header and the box's
+// lines, as runc ps does.
+func cmdPs(g *global, args []string) int {
+	var format string
+	fs := newFlagSet("ps", "[--format table|json] ID [PS OPTIONS...]", "List the processes of a box.")
+	fs.stringVar(&format, "format", "f", "table|json", "output format")
+	// Everything after the id is for ps(1), flags included.
+	i := 0
+	for i < len(args) && (strings.HasPrefix(args[i], "-") || (i > 0 && (args[i-1] == "--format" || args[i-1] == "-f"))) {
+		i++
+	}
+	if i >= len(args) {
+		return fail(g, fs.errorf("want %s", fs.usage))
+	}
+	rt, pos, code, ok := boxArgs(g, fs, args[:i+1], 1, 1)
+	if !ok {
+		return code
+	}
+	psArgs := args[i+1:]
+	pids, err := rt.Pids(pos[0])
+	if err != nil {
+		return fail(g, err)
+	}
+	switch format {
+	case "json":
+		if pids == nil {
+			pids = []int{}
+		}
+		json.NewEncoder(os.Stdout).Encode(pids)
+		return 0
+	case "", "table":
+	default:
+		return fail(g, fs.errorf("--format %q: want table or json", format))
+	}
+	if len(psArgs) == 0 {
+		psArgs = []string{"-ef"}
+	}
+	out, err := exec.Command("ps", psArgs...).Output()
+	if err != nil {
+		return fail(g, fmt.Errorf("ps %s: %w", strings.Join(psArgs, " "), err))
+	}
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	col := -1
+	for j, h := range strings.Fields(lines[0]) {
+		if h == "PID" {
+			col = j
+		}
+	}
+	if col < 0 {
+		return fail(g, fmt.Errorf("ps %s: no PID column", strings.Join(psArgs, " ")))
+	}
+	in := map[string]bool{}
+	for _, p := range pids {
+		in[strconv.Itoa(p)] = true
+	}
+	fmt.Println(lines[0])
+	for _, line := range lines[1:] {
+		if f := strings.Fields(line); len(f) > col && in[f[col]] {
+			fmt.Println(line)
+		}
 	}
 	return 0
 }

@@ -49,7 +49,7 @@ func (f *ociFlags) define(fs *flagSet) {
 }
 
 func (f *ociFlags) options() nsbox.Options {
-	return nsbox.Options{PreserveFDs: f.preserveFDs + listenFDs(), ConsoleSocket: f.consoleSocket, Cgroup: true}
+	return nsbox.Options{PreserveFDs: f.preserveFDs + listenFDs(), ConsoleSocket: f.consoleSocket, Cgroup: nsbox.CgroupAlways}
 }
 
 // listenFDs is the number of descriptors passed by systemd socket activation

@@ -86,6 +86,40 @@ func (fs *flagSet) errorf(format string, a ...any) error {
 // errHelp asks for the verb's help text.
 var errHelp = fmt.Errorf("help requested")
 
+// parseUntilArg parses flags up to the first argument that is not one, and
+// returns that argument and everything after it untouched (for verbs like
+// exec, whose command follows the box id).
+func (fs *flagSet) parseUntilArg(args []string) (first string, rest []string, err error) {
+	i := 0
+	for i < len(args) {
+		a := args[i]
+		if a == "--" {
+			i++
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			break
+		}
+		n := 1
+		if d := fs.byKey[strings.SplitN(a, "=", 2)[0]]; d != nil && d.arg != "" && !strings.Contains(a, "=") && strings.HasPrefix(a, "--") {
+			n = 2
+		} else if d != nil && d.arg != "" && !strings.HasPrefix(a, "--") && len(a) == 2 {
+			n = 2
+		}
+		if i+n > len(args) {
+			n = len(args) - i
+		}
+		if _, _, _, err := fs.parse(args[i : i+n]); err != nil {
+			return "", nil, err
+		}
+		i += n
+	}
+	if i >= len(args) {
+		return "", nil, fs.errorf("want %s", fs.usage)
+	}
+	return args[i], args[i+1:], nil
+}
+
 // parse returns the arguments that are not flags, and, separately, everything
 // after "--" (dashdash is true when "--" was given).
 func (fs *flagSet) parse(args []string) (pos, rest []string, dashdash bool, err error) {

@@ -59,6 +59,10 @@ func init() {
 		{"state", "print the state of a box as JSON", cmdState},
 		{"kill", "send a signal to a box", cmdKill},
 		{"delete", "remove a stopped box (--force: any box)", cmdDelete},
+		{"pause", "freeze every process of a box", cmdPause},
+		{"resume", "thaw a paused box", cmdResume},
+		{"ps", "list the processes of a box", cmdPs},
+		{"exec", "run a process in a running box", cmdExec},
 	}
 }
 

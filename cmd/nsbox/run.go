@@ -349,6 +349,7 @@ func runCommand(g *global, f *runFlags, cmd []string) int {
 		Ephemeral:     true,
 		PreserveFDs:   f.oci.preserveFDs,
 		CwdFallback:   f.workdir == "",
+		Cgroup:        nsbox.CgroupWhenCheap,
 	}
 	if f.detach {
 		return detach(g, id, s, opts)

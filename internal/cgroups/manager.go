@@ -15,7 +15,7 @@ import (
 	"github.com/nsbox/nsbox/internal/fileio"
 )
 
-// Manager is one box's cgroup: a directory in each hierarchy.
+// Manager is one box's cgroup: a directory in each hierarchy it uses.
 type Manager struct {
 	Layout *Layout
 	// Path is the box's cgroup, as an absolute path inside each hierarchy.

@@ -107,6 +107,10 @@ func CheckID(id string) error {
 	return nil
 }
 
+// Paused is the status of a frozen box: not a state of the OCI spec, but
+// what runc reports (and podman and containerd expect).
+const Paused specs.ContainerState = "paused"
+
 // ExecFifo is the name, in a box's directory, of the FIFO on which a created
 // box waits for start.
 const ExecFifo = "exec.fifo"
