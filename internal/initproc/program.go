@@ -42,6 +42,7 @@ const (
 	kindInitLoop             // reap children and forward signals until the command exits
 	kindExec                 // execve the first candidate path that exists
 	kindExit                 // exit_group with a code
+	kindJump                 // continue at step jump
 )
 
 // Op is one step of a Program.
@@ -53,6 +54,7 @@ type Op struct {
 	out     Reg    // register that receives the call's result
 	okErrno unix.Errno
 	jump    int32 // on success, continue at this step (0: the next one)
+	errJump int32 // on okErrno, continue at this step (0: the next one)
 	exec    *execArgs
 	what    string // what the step does, for error messages; never read by the child
 }
@@ -122,6 +124,8 @@ func (k kind) String() string {
 		return "exec"
 	case kindExit:
 		return "exit"
+	case kindJump:
+		return "jump"
 	}
 	return "?"
 }
@@ -255,6 +259,23 @@ func (s Step) JumpOnSuccess(target int) Step {
 	return s
 }
 
+// OnErrno makes errno e continue at step target instead of failing. Use
+// PatchErrJump when the target is not known yet.
+func (s Step) OnErrno(e unix.Errno, target int) Step {
+	s.b.p.ops[s.i].okErrno = e
+	s.b.p.ops[s.i].errJump = int32(target)
+	return s
+}
+
+// PatchErrJump sets the errno jump target of step i.
+func (b *Builder) PatchErrJump(i, target int) { b.p.ops[i].errJump = int32(target) }
+
+// Jump continues at step target; it returns the step, for PatchJump.
+func (b *Builder) Jump(target int) int {
+	b.add(Op{kind: kindJump, jump: int32(target), what: "jump"})
+	return len(b.p.ops) - 1
+}
+
 // PatchJump sets the jump target of step i.
 func (b *Builder) PatchJump(i, target int) { b.p.ops[i].jump = int32(target) }
 
@@ -376,8 +397,11 @@ func cstrings(ss []string, nullTerminated bool) []*byte {
 // Validate checks the program's jumps, so the child never indexes out of range.
 func (p *Program) Validate() error {
 	for i, op := range p.ops {
-		if op.jump < 0 || int(op.jump) > len(p.ops) {
-			return fmt.Errorf("step %d (%s): jump to %d out of range", i, op.what, op.jump)
+		if op.jump < 0 || int(op.jump) > len(p.ops) || op.errJump < 0 || int(op.errJump) > len(p.ops) {
+			return fmt.Errorf("step %d (%s): jump to %d/%d out of range", i, op.what, op.jump, op.errJump)
+		}
+		if op.kind == kindJump && op.jump == 0 {
+			return fmt.Errorf("step %d: jump without a target", i)
 		}
 		if op.kind == kindForkInit && (op.args[0] <= uintptr(i) || op.args[0] >= uintptr(len(p.ops))) {
 			return fmt.Errorf("step %d (%s): init start %d out of range", i, op.what, op.args[0])

@@ -159,6 +159,10 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 				if err1 != op.okErrno {
 					goto fail
 				}
+				if op.errJump != 0 {
+					i = int(op.errJump) - 1
+					continue
+				}
 				r1 = 0
 			} else if op.jump != 0 {
 				if op.out != 0 {
@@ -319,6 +323,9 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 
 		case kindExit:
 			syscall.RawSyscall(unix.SYS_EXIT_GROUP, a[0], 0, 0)
+
+		case kindJump:
+			i = int(op.jump) - 1
 		}
 	}
 	syscall.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)

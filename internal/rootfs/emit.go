@@ -59,6 +59,13 @@ func (p *Plan) Emit(b *initproc.Builder, parent *ParentTrees) {
 		e.mount(m)
 	}
 	e.devices(p)
+	e.sysctls(p.Sysctls)
+	for _, m := range p.Masked {
+		e.mask(m)
+	}
+	for _, r := range p.ReadOnlyPaths {
+		e.readOnly(r)
+	}
 
 	b.Call("enter the new root", unix.SYS_FCHDIR, initproc.R(e.root))
 	b.Call("pivot_root into "+p.Root, unix.SYS_PIVOT_ROOT, b.Str("."), b.Str("."))
@@ -270,4 +277,75 @@ func (e *Emitter) devices(p *Plan) {
 	if p.Console {
 		e.b.Close(e.open("/dev/console", true, true))
 	}
+}
+
+// sysctls writes kernel parameters under the box's own /proc/sys: beneath
+// the proc mount, never through a symbolic link, a magic link or another
+// mount (so nothing mounted or linked in the box redirects the write).
+func (e *Emitter) sysctls(list []Sysctl) {
+	if len(list) == 0 {
+		return
+	}
+	b := e.b
+	proc := e.openFor("/proc", false, false, "", true)
+	how := initproc.Ptr(b, &unix.OpenHow{
+		Flags:   unix.O_WRONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	for _, sc := range list {
+		what := "set sysctl " + sc.Key + "=" + sc.Value
+		rel := "sys/" + strings.ReplaceAll(sc.Key, ".", "/")
+		f := b.Call(what, unix.SYS_OPENAT2, initproc.R(proc), b.Str(rel), how, initproc.Imm(unix.SizeofOpenHow)).Out()
+		b.Call(what, unix.SYS_WRITE, initproc.R(f), b.Bytes([]byte(sc.Value)), initproc.Imm(len(sc.Value)))
+		b.Close(f)
+	}
+	b.Close(proc)
+}
+
+// mask hides p: a file behind the host's /dev/null (taken from the host, so
+// the image cannot put something else in its place), a directory behind an
+// empty read-only tmpfs. A path that does not exist needs no hiding.
+func (e *Emitter) mask(p string) {
+	b := e.b
+	what := "mask " + p
+	t := b.NewReg()
+	missing := b.Call("resolve "+p+" in the box", unix.SYS_OPENAT2, initproc.R(e.root), b.Str(strings.TrimPrefix(p, "/")),
+		resolveHow(b, 0), initproc.Imm(unix.SizeofOpenHow)).OutTo(t).OnErrno(unix.ENOENT, 0)
+	d := b.NewReg()
+	notDir := b.Call(what, unix.SYS_OPENAT, initproc.R(t), b.Str("."), initproc.Imm(unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)).
+		OutTo(d).OnErrno(unix.ENOTDIR, 0)
+	b.Call(what, unix.SYS_FCHDIR, initproc.R(d))
+	b.Call(what, unix.SYS_MOUNT, b.Str("tmpfs"), b.Str("."), b.Str("tmpfs"),
+		initproc.Imm(unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC), b.Str("size=0,mode=0"))
+	b.Call("close fd", unix.SYS_CLOSE, initproc.R(d))
+	toClose := b.Jump(-1)
+	b.PatchErrJump(notDir.Index(), b.Label())
+	tree := b.Call(what, unix.SYS_OPEN_TREE, initproc.Imm(unix.AT_FDCWD), b.Str("/dev/null"),
+		initproc.Imm(unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)).Out()
+	b.Call(what, unix.SYS_MOVE_MOUNT, initproc.R(tree), b.Str(""), initproc.R(t), b.Str(""),
+		initproc.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH))
+	b.Close(tree)
+	b.PatchJump(toClose, b.Label())
+	b.Call("close fd", unix.SYS_CLOSE, initproc.R(t))
+	b.PatchErrJump(missing.Index(), b.Label())
+	b.FreeReg(d)
+	b.FreeReg(t)
+}
+
+// readOnly binds p read-only onto itself, recursively, if it exists.
+func (e *Emitter) readOnly(p string) {
+	b := e.b
+	what := "make " + p + " read-only"
+	t := b.NewReg()
+	missing := b.Call("resolve "+p+" in the box", unix.SYS_OPENAT2, initproc.R(e.root), b.Str(strings.TrimPrefix(p, "/")),
+		resolveHow(b, 0), initproc.Imm(unix.SizeofOpenHow)).OutTo(t).OnErrno(unix.ENOENT, 0)
+	tree := b.Call(what, unix.SYS_OPEN_TREE, initproc.R(t), b.Str(""),
+		initproc.Imm(unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH)).Out()
+	e.setattr(what, tree, unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC})
+	b.Call(what, unix.SYS_MOVE_MOUNT, initproc.R(tree), b.Str(""), initproc.R(t), b.Str(""),
+		initproc.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH))
+	b.Close(tree)
+	b.Call("close fd", unix.SYS_CLOSE, initproc.R(t))
+	b.PatchErrJump(missing.Index(), b.Label())
+	b.FreeReg(t)
 }

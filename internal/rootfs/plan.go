@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"sort"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -103,6 +104,9 @@ type Device struct {
 	UID, GID     uint32
 }
 
+// Sysctl is one kernel parameter to set (net.ipv4.ip_forward = 1).
+type Sysctl struct{ Key, Value string }
+
 // Symlink is a symbolic link to create.
 type Symlink struct{ Target, Path string }
 
@@ -128,7 +132,13 @@ type Plan struct {
 	Mounts          []Mount
 	Devices         []Device
 	Symlinks        []Symlink
-	Console         bool // bind the terminal onto /dev/console
+	// Sysctls are written under the box's /proc/sys after its mounts.
+	Sysctls []Sysctl
+	// Masked paths get /dev/null (files) or an empty read-only tmpfs
+	// (directories); ReadOnlyPaths are bound read-only onto themselves.
+	// Both after the sysctls, and skipped where the path does not exist.
+	Masked, ReadOnlyPaths []string
+	Console               bool // bind the terminal onto /dev/console
 	// UserNS: device nodes are bind-mounted from the host instead of made.
 	UserNS bool
 }
@@ -205,6 +215,21 @@ func PlanFor(s *specs.Spec, ctx Context) (*Plan, error) {
 		p.Console = ctx.Terminal
 	}
 	if s.Linux != nil {
+		for _, list := range []struct {
+			field string
+			in    []string
+			out   *[]string
+		}{{"linux.maskedPaths", s.Linux.MaskedPaths, &p.Masked}, {"linux.readonlyPaths", s.Linux.ReadonlyPaths, &p.ReadOnlyPaths}} {
+			for _, m := range list.in {
+				if !path.IsAbs(m) {
+					return nil, fmt.Errorf("%s: %q is not an absolute path", list.field, m)
+				}
+				*list.out = append(*list.out, path.Clean(m))
+			}
+		}
+		for _, k := range sortedKeys(s.Linux.Sysctl) {
+			p.Sysctls = append(p.Sysctls, Sysctl{Key: k, Value: s.Linux.Sysctl[k]})
+		}
 		for _, d := range s.Linux.Devices {
 			dev, err := planDevice(d)
 			if err != nil {
@@ -214,6 +239,15 @@ func PlanFor(s *specs.Spec, ctx Context) (*Plan, error) {
 		}
 	}
 	return p, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func hasMount(ms []Mount, target, fstype string) bool {

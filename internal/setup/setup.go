@@ -24,6 +24,7 @@ import (
 
 	"github.com/nsbox/nsbox/internal/caps"
 	"github.com/nsbox/nsbox/internal/initproc"
+	"github.com/nsbox/nsbox/internal/lsm"
 	"github.com/nsbox/nsbox/internal/namespaces"
 	"github.com/nsbox/nsbox/internal/rootfs"
 )
@@ -104,6 +105,9 @@ func Build(c Config) (*Result, error) {
 		return nil, fmt.Errorf("process.args: no command")
 	}
 	if err := checkStrings(s); err != nil {
+		return nil, err
+	}
+	if err := checkSysctls(s, c.NS); err != nil {
 		return nil, err
 	}
 	r := &Result{}
@@ -264,6 +268,16 @@ func processStage(b *initproc.Builder, c Config, forked bool) error {
 		}
 		lim := &unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
 		b.Call("set "+rl.Type, unix.SYS_PRLIMIT64, imm(0), imm(uintptr(res)), initproc.Ptr(b, lim), imm(0))
+	}
+	if s := c.Spec.Linux; s != nil && s.Personality != nil {
+		pers, err := personality(s.Personality)
+		if err != nil {
+			return err
+		}
+		b.Call(fmt.Sprintf("set personality %s", s.Personality.Domain), unix.SYS_PERSONALITY, imm(pers))
+	}
+	if err := labels(b, c); err != nil {
+		return err
 	}
 	if p.OOMScoreAdj != nil {
 		v := fmt.Sprint(*p.OOMScoreAdj)
@@ -452,6 +466,84 @@ func checkStrings(s *specs.Spec) error {
 			if strings.IndexByte(v, 0) >= 0 {
 				return fmt.Errorf("%s: %q contains a NUL byte", f.name, v)
 			}
+		}
+	}
+	return nil
+}
+
+// personality returns the personality(2) value of an OCI personality.
+func personality(p *specs.LinuxPersonality) (uintptr, error) {
+	if len(p.Flags) > 0 {
+		return 0, fmt.Errorf("linux.personality.flags: no flags are defined, got %v", p.Flags)
+	}
+	switch p.Domain {
+	case specs.PerLinux:
+		return 0x0000, nil
+	case specs.PerLinux32:
+		return 0x0008, nil
+	}
+	return 0, fmt.Errorf("linux.personality.domain: unknown %q (want LINUX or LINUX32)", p.Domain)
+}
+
+// labels applies the AppArmor profile and SELinux label of the process, at
+// its exec; asking for them where the module is not enabled is an error.
+func labels(b *initproc.Builder, c Config) error {
+	p := c.Spec.Process
+	var writes [][2]string
+	if p.ApparmorProfile != "" {
+		if !lsm.AppArmor() {
+			return fmt.Errorf("process.apparmorProfile %q: AppArmor is not enabled on this kernel", p.ApparmorProfile)
+		}
+		writes = append(writes, [2]string{"/proc/thread-self/attr/apparmor/exec", "exec " + p.ApparmorProfile})
+	}
+	if p.SelinuxLabel != "" {
+		if !lsm.SELinux() {
+			return fmt.Errorf("process.selinuxLabel %q: SELinux is not enabled on this kernel", p.SelinuxLabel)
+		}
+		writes = append(writes, [2]string{"/proc/thread-self/attr/exec", p.SelinuxLabel})
+	}
+	if l := c.Spec.Linux; l != nil && l.MountLabel != "" && !lsm.SELinux() {
+		return fmt.Errorf("linux.mountLabel %q: SELinux is not enabled on this kernel", l.MountLabel)
+	}
+	for _, w := range writes {
+		what := "set the exec label " + w[1]
+		f := b.Call(what, unix.SYS_OPENAT, initproc.Imm(unix.AT_FDCWD), b.Str(w[0]), initproc.Imm(unix.O_WRONLY|unix.O_CLOEXEC)).Out()
+		b.Call(what, unix.SYS_WRITE, initproc.R(f), b.Bytes([]byte(w[1])), initproc.Imm(len(w[1])))
+		b.Close(f)
+	}
+	return nil
+}
+
+// ipcSysctls are the kernel.* parameters of an IPC namespace.
+var ipcSysctls = map[string]bool{
+	"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true, "kernel.sem": true,
+	"kernel.shmall": true, "kernel.shmmax": true, "kernel.shmmni": true, "kernel.shm_rmid_forced": true,
+}
+
+// checkSysctls allows only parameters of namespaces the box has to itself,
+// as runc does: setting another would change the host.
+func checkSysctls(s *specs.Spec, ns namespaces.Plan) error {
+	if s.Linux == nil {
+		return nil
+	}
+	own := func(t namespaces.Type) bool { return !ns.Is(t, namespaces.Share) }
+	for k := range s.Linux.Sysctl {
+		var t namespaces.Type
+		switch {
+		case ipcSysctls[k] || strings.HasPrefix(k, "fs.mqueue."):
+			t = specs.IPCNamespace
+		case strings.HasPrefix(k, "net."):
+			t = specs.NetworkNamespace
+		case k == "kernel.hostname" || k == "kernel.domainname":
+			t = specs.UTSNamespace
+		default:
+			return fmt.Errorf("linux.sysctl %q: not a parameter of a namespace the box has to itself", k)
+		}
+		if !own(t) {
+			return fmt.Errorf("linux.sysctl %q: the box shares the host's %s namespace", k, namespaces.ProcName(t))
+		}
+		if strings.Contains(k, "/") || strings.Contains(k, "..") {
+			return fmt.Errorf("linux.sysctl %q: not a parameter name", k)
 		}
 	}
 	return nil
