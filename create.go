@@ -165,6 +165,8 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 		Stdio:           [3]int{fdOf(o.Stdin), fdOf(o.Stdout), fdOf(o.Stderr)},
 		StartFD:         -1,
 		Placement:       c.cgroup != nil && c.cgfd < 0,
+		CreateHooks:     len(hooksOf(s, hookPrestart))+len(hooksOf(s, hookCreateRuntime))+len(hooksOf(s, hookCreateContainer)) > 0,
+		StartHooks:      !waitForStart && len(hooksOf(s, hookStartContainer)) > 0,
 	}
 	if c.fifo != nil {
 		cfg.StartFD = int(c.fifo.Fd())
@@ -212,10 +214,17 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 			}
 			return c.cgroup.Apply(pid)
 		},
-		Meanwhile: func() { specErr = st.SetSpec(s) },
+		Meanwhile:   func() { specErr = st.SetSpec(s) },
+		CreateHooks: func(pid int) error { return c.createHooks(pid) },
+		StartHooks: func(pid int) error {
+			return c.boxHooks(hookStartContainer, pid, hookState(c.id, specs.StateCreated, pid, o.Bundle, s.Annotations))
+		},
 	})
 	if err != nil {
 		return nil, err
+	}
+	if !waitForStart {
+		c.rt.warn(runHostHooks(s, hookPoststart, hookState(c.id, specs.StateRunning, proc.Pid, o.Bundle, s.Annotations)))
 	}
 	kill := func() {
 		proc.Signal(unix.SIGKILL)
@@ -237,6 +246,32 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 		return nil, err
 	}
 	return &Box{ID: c.id, Console: proc.Console, rt: c.rt, proc: proc, st: st, release: c.ids.release}, nil
+}
+
+// createHooks runs the prestart and createRuntime hooks in the runtime's
+// namespaces, then the createContainer hooks in the box's, while the box's
+// first process (pid) waits before pivot_root.
+func (c *creation) createHooks(pid int) error {
+	state := hookState(c.id, specs.StateCreating, pid, c.o.Bundle, c.s.Annotations)
+	for _, kind := range []string{hookPrestart, hookCreateRuntime} {
+		if err := runHostHooks(c.s, kind, state); err != nil {
+			return err
+		}
+	}
+	return c.boxHooks(hookCreateContainer, pid, state)
+}
+
+// boxHooks runs hooks of kind in the namespaces of the box's process pid.
+func (c *creation) boxHooks(kind string, pid int, state []byte) error {
+	if len(hooksOf(c.s, kind)) == 0 {
+		return nil
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fmt.Errorf("%s hooks: %w", kind, err)
+	}
+	defer unix.Close(pidfd)
+	return runBoxHooks(c.s, kind, pid, pidfd, state)
 }
 
 // makeCgroup creates the box's cgroup: linux.cgroupsPath, or /nsbox/ID.
@@ -330,6 +365,21 @@ func (rt *Runtime) Start(id string) error {
 	if st.Status != specs.StateCreated {
 		return fmt.Errorf("box %s is %s, not created: it can only be started once", id, st.Status)
 	}
+	spec, err := st.Spec()
+	if err != nil {
+		return err
+	}
+	if len(hooksOf(spec, hookStartContainer)) > 0 {
+		pidfd, err := openPid(st)
+		if err != nil {
+			return err
+		}
+		err = runBoxHooks(spec, hookStartContainer, st.Pid, pidfd, hookState(id, specs.StateCreated, st.Pid, st.Bundle, st.Annotations))
+		unix.Close(pidfd)
+		if err != nil {
+			return err
+		}
+	}
 	path := filepath.Join(rt.store.Dir(id), state.ExecFifo)
 	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -345,5 +395,9 @@ func (rt *Runtime) Start(id string) error {
 	}
 	unix.Unlink(path)
 	st.Status = specs.StateRunning
-	return rt.store.Save(st)
+	if err := rt.store.Save(st); err != nil {
+		return err
+	}
+	rt.warn(runHostHooks(spec, hookPoststart, hookState(id, specs.StateRunning, st.Pid, st.Bundle, st.Annotations)))
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/internal/cgroups"
 	"github.com/nsbox/nsbox/internal/fileio"
 	"github.com/nsbox/nsbox/internal/namespaces"
 	"github.com/nsbox/nsbox/internal/process"
@@ -57,8 +58,18 @@ func (rt *Runtime) Exec(id string, proc *specs.Process, o Options) (*Process, er
 		return nil, err
 	}
 	defer unix.Close(pidfd)
+	p, err := spawnIn(st.Pid, pidfd, proc, "", cgroupOf(st), o)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
 
-	// Join every namespace the box does not share with us.
+// spawnIn starts proc in the namespaces of process pid (held by pidfd),
+// and in cgroup cg if not nil. path, if set, is the executable to run
+// (proc.Args is then only its argv).
+func spawnIn(pid, pidfd int, proc *specs.Process, path string, cg *cgroups.Manager, o Options) (*Process, error) {
+	// Join every namespace the target does not share with us.
 	s := &specs.Spec{Version: specs.Version, Process: proc, Root: &specs.Root{Path: "/"}, Linux: &specs.Linux{}}
 	joinFDs := map[namespaces.Type]int{}
 	defer func() {
@@ -66,37 +77,35 @@ func (rt *Runtime) Exec(id string, proc *specs.Process, o Options) (*Process, er
 			unix.Close(fd)
 		}
 	}()
-	pid := strconv.Itoa(st.Pid)
+	spid := strconv.Itoa(pid)
 	for _, t := range namespaces.All {
-		theirs, err := namespaces.Inode(pid, t)
+		theirs, err := namespaces.Inode(spid, t)
 		if err != nil {
 			continue // a type this kernel lacks
 		}
 		if ours, err := namespaces.Inode("self", t); err == nil && ours == theirs {
 			continue
 		}
-		path := "/proc/" + pid + "/ns/" + namespaces.ProcName(t)
-		fd, err := namespaces.OpenJoin(t, path)
+		nsPath := "/proc/" + spid + "/ns/" + namespaces.ProcName(t)
+		fd, err := namespaces.OpenJoin(t, nsPath)
 		if err != nil {
 			return nil, err
 		}
 		joinFDs[t] = fd
-		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: t, Path: path})
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: t, Path: nsPath})
 	}
 	if unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
-		return nil, fmt.Errorf("box %s ended while joining it", id)
+		return nil, fmt.Errorf("process %d ended while joining its namespaces", pid)
 	}
 	ns, err := namespaces.PlanFor(s)
 	if err != nil {
 		return nil, err
 	}
-
 	sync, err := process.NewSync()
 	if err != nil {
 		return nil, err
 	}
 	defer sync.Close()
-	cg := cgroupOf(st)
 	cgfd := -1
 	if cg != nil {
 		if cgfd, err = cg.OpenV2(); err != nil {
@@ -111,12 +120,13 @@ func (rt *Runtime) Exec(id string, proc *specs.Process, o Options) (*Process, er
 		NS:              ns,
 		JoinFDs:         joinFDs,
 		SyncFD:          sync.Child,
-		SetgroupsDenied: setgroupsDenied(pid),
+		SetgroupsDenied: setgroupsDenied(spid),
 		PreserveFDs:     o.PreserveFDs,
 		WinSize:         o.WinSize,
 		Stdio:           [3]int{fdOf(o.Stdin), fdOf(o.Stdout), fdOf(o.Stderr)},
 		StartFD:         -1,
 		Placement:       cg != nil && cgfd < 0,
+		ExecPath:        path,
 	})
 	if err != nil {
 		return nil, err
@@ -126,14 +136,14 @@ func (rt *Runtime) Exec(id string, proc *specs.Process, o Options) (*Process, er
 		r.Clone.CgroupFD = cgfd
 	}
 	if o.Debug != nil {
-		fmt.Fprintf(o.Debug, "nsbox: set-up steps of exec in box %s:\n%s", id, r.Program)
+		fmt.Fprintf(o.Debug, "nsbox: set-up steps of a process in the namespaces of %d:\n%s", pid, r.Program)
 	}
 	p, err := process.Launch(r, &sync, process.Hooks{
-		Place: func(pid int) error {
+		Place: func(child int) error {
 			if cg == nil || cgfd >= 0 {
 				return nil
 			}
-			return cg.Apply(pid)
+			return cg.Apply(child)
 		},
 	})
 	if err != nil {

@@ -23,6 +23,9 @@ import (
 // Runtime starts boxes and records them in a state directory.
 type Runtime struct {
 	store *state.Store
+	// Warnings receives problems that do not stop a box's lifecycle, such
+	// as a failed poststop hook (default: standard error).
+	Warnings io.Writer
 }
 
 // New opens the state directory root ("" for the default: /run/nsbox for
@@ -35,7 +38,7 @@ func New(root string) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Runtime{store: st}, nil
+	return &Runtime{store: st, Warnings: os.Stderr}, nil
 }
 
 // Root is the runtime's state directory.
@@ -137,6 +140,11 @@ func (b *Box) Wait() (int, error) {
 
 // remove deletes a box's record and gives back what it held.
 func (rt *Runtime) remove(st *state.State) {
+	if s, err := st.Spec(); err == nil && len(hooksOf(s, hookPoststop)) > 0 {
+		defer func() {
+			rt.warn(runHostHooks(s, hookPoststop, hookState(st.ID, specs.StateStopped, 0, st.Bundle, st.Annotations)))
+		}()
+	}
 	if m := cgroupOf(st); m != nil {
 		m.Destroy()
 	}

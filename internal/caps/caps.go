@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -164,4 +165,17 @@ func (s Sets) Capset() (*Header, *[2]Data) {
 		{uint32(s.Effective >> 32), uint32(s.Permitted >> 32), uint32(s.Inheritable >> 32)},
 	}
 	return h, d
+}
+
+// Own returns the names of the capabilities the calling process has in its
+// effective set (for processes that act for the runtime, like hooks).
+func Own() []string {
+	var hdr Header
+	hdr.Version = unix.LINUX_CAPABILITY_VERSION_3
+	var data [2]unix.CapUserData
+	if err := unix.Capget((*unix.CapUserHeader)(unsafe.Pointer(&hdr)), &data[0]); err != nil {
+		return nil
+	}
+	s := Set(data[0].Effective) | Set(data[1].Effective)<<32
+	return s.Names()
 }

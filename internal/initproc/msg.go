@@ -28,13 +28,15 @@ import (
 type MsgKind uint32
 
 const (
-	MsgError  MsgKind = iota + 1 // step Op failed with Errno
-	MsgMaps                      // the child is in its new user namespace: write its id maps
-	MsgPid                       // Val is the pid of the process that now runs the program
-	MsgPty                       // the attached fd is the master of the box's terminal
-	MsgWantFD                    // the child asks for the parent's file descriptor number Val
-	MsgReady                     // set-up is done; Val says what comes next
-	MsgAlive                     // nothing: sending it fails if the parent is gone
+	MsgError      MsgKind = iota + 1 // step Op failed with Errno
+	MsgMaps                          // the child is in its new user namespace: write its id maps
+	MsgPid                           // Val is the pid of the process that now runs the program
+	MsgPty                           // the attached fd is the master of the box's terminal
+	MsgWantFD                        // the child asks for the parent's file descriptor number Val
+	MsgReady                         // set-up is done; Val says what comes next
+	MsgAlive                         // nothing: sending it fails if the parent is gone
+	MsgHooks                         // set up, before pivot_root: run the create hooks, then reply
+	MsgStartHooks                    // about to exec: run the startContainer hooks, then reply
 )
 
 // Msg is the fixed-size message the child sends.

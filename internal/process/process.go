@@ -53,6 +53,9 @@ type Hooks struct {
 	MakeTree func(i, pid int) (int, error)
 	// Place puts the child pid into the box's cgroup, before the go-ahead.
 	Place func(pid int) error
+	// CreateHooks and StartHooks run the OCI hooks the child stops for
+	// (MsgHooks, MsgStartHooks), for the box whose first process is pid.
+	CreateHooks, StartHooks func(pid int) error
 	// Meanwhile, if set, runs once while the child works on its own: after
 	// the go-ahead (or right after the clone when there is none). Work done
 	// here overlaps the kernel's namespace set-up.
@@ -175,6 +178,20 @@ func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 		case initproc.MsgReady:
 			if r.WaitsForStart {
 				return nil // created: the child waits for start
+			}
+		case initproc.MsgHooks, initproc.MsgStartHooks:
+			run := hooks.CreateHooks
+			if msg.Kind == initproc.MsgStartHooks {
+				run = hooks.StartHooks
+			}
+			if run != nil {
+				if err := run(p.Pid); err != nil {
+					unix.Sendmsg(fd, []byte{1}, nil, nil, 0)
+					return err
+				}
+			}
+			if err := unix.Sendmsg(fd, []byte{0}, nil, nil, 0); err != nil {
+				return fmt.Errorf("sync with the box: %w", err)
 			}
 		case initproc.MsgAlive:
 		case initproc.MsgPty:

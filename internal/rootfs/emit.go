@@ -29,15 +29,17 @@ type Emitter struct {
 	parent *ParentTrees
 }
 
-// Emit appends the steps that build the box's filesystem and pivot into it.
-// Before: the process is in its new mount namespace. After: "/" is the box's
-// root, the host's is detached, and the working directory is "/".
-func (p *Plan) Emit(b *initproc.Builder, parent *ParentTrees) {
+// EmitRoot appends the first steps: the mount namespace made private, and
+// the root tree cloned and attached over its own path (as runc binds a
+// rootfs onto itself, so that until pivot_root the host's / stays / in the
+// box's mount namespace: createContainer hooks find their paths, and the
+// bundle's rootfs shows the box's tree). They run while the process still
+// has the caller's ids, which may reach the rootfs where the box's root
+// cannot. It returns the Emitter for the rest.
+func (p *Plan) EmitRoot(b *initproc.Builder, parent *ParentTrees) *Emitter {
 	e := &Emitter{b: b, parent: parent}
 	b.Call("make the mount namespace "+propName(p.Propagation), unix.SYS_MOUNT,
 		initproc.Imm(0), b.Str("/"), initproc.Imm(0), initproc.Imm(unix.MS_REC|p.Propagation), initproc.Imm(0))
-
-	// Clone the root tree, make it read-only if asked, and stack it on "/".
 	if p.RootFromParent {
 		e.root = b.Sync("receive the root tree "+p.Root, initproc.MsgWantFD,
 			parent.add(Mount{Kind: Bind, Source: p.Root, Target: "/", Recursive: true, IDMap: p.RootIDMap}), true)
@@ -53,8 +55,15 @@ func (p *Plan) Emit(b *initproc.Builder, parent *ParentTrees) {
 	}
 	e.setattr(what, e.root, unix.AT_RECURSIVE, attr)
 	b.Call("attach the root tree", unix.SYS_MOVE_MOUNT, initproc.R(e.root), b.Str(""),
-		initproc.Imm(unix.AT_FDCWD), b.Str("/"), initproc.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH))
+		initproc.Imm(unix.AT_FDCWD), b.Str(p.Root), initproc.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH))
+	return e
+}
 
+// EmitMounts appends the rest: the mounts of the plan, /dev, sysctls,
+// masked and read-only paths, and pivot_root. Afterwards "/" is the box's
+// root, the host's is detached, and the working directory is "/".
+func (e *Emitter) EmitMounts(p *Plan) {
+	b := e.b
 	for _, m := range p.Mounts {
 		e.mount(m)
 	}
@@ -67,6 +76,9 @@ func (p *Plan) Emit(b *initproc.Builder, parent *ParentTrees) {
 		e.readOnly(r)
 	}
 
+	if p.HookSync {
+		b.Sync("run the create hooks", initproc.MsgHooks, 0, false)
+	}
 	b.Call("enter the new root", unix.SYS_FCHDIR, initproc.R(e.root))
 	b.Call("pivot_root into "+p.Root, unix.SYS_PIVOT_ROOT, b.Str("."), b.Str("."))
 	b.Call("detach the old root", unix.SYS_UMOUNT2, b.Str("."), initproc.Imm(unix.MNT_DETACH))

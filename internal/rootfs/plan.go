@@ -139,6 +139,9 @@ type Plan struct {
 	// Both after the sysctls, and skipped where the path does not exist.
 	Masked, ReadOnlyPaths []string
 	Console               bool // bind the terminal onto /dev/console
+	// HookSync: before pivot_root the child waits while the parent runs
+	// the OCI create hooks (MsgHooks).
+	HookSync bool
 	// UserNS: device nodes are bind-mounted from the host instead of made.
 	UserNS bool
 }

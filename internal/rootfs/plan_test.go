@@ -159,7 +159,7 @@ func TestEmitResolvesInsideTheRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := initproc.NewBuilder(3)
-	p.Emit(b, &ParentTrees{})
+	p.EmitRoot(b, &ParentTrees{}).EmitMounts(p)
 	prog := b.Program().String()
 	for _, want := range []string{"make the mount namespace private", "clone the root tree /srv/rootfs", "attach the root tree",
 		"mount proc on /proc", "bind /srv/data on /data", "create /dev/null", "link /dev/ptmx to pts/ptmx",

@@ -55,6 +55,14 @@ type Config struct {
 	// Stdio are descriptors (of the parent, so also of the child) to become
 	// the command's standard streams; -1 keeps the parent's.
 	Stdio [3]int
+	// CreateHooks: the child stops before pivot_root (or, keeping its
+	// mount namespace as it is, after its namespaces) for the OCI create
+	// hooks; StartHooks: it stops right before the exec for startContainer
+	// hooks (without StartFD, where Start runs them).
+	CreateHooks, StartHooks bool
+	// ExecPath, if set, is the executable to run; Spec.Process.Args is then
+	// only its argv (an OCI hook's path and args).
+	ExecPath string
 	// Placement: the parent puts the child into the box's cgroup right
 	// after the clone (cgroup v1, or v2 without CLONE_INTO_CGROUP). A new
 	// cgroup namespace is then made after it, so that its root is the box's
@@ -166,6 +174,12 @@ func Build(c Config) (*Result, error) {
 			b.Close(f)
 		}
 	}
+	// The root tree, while the process still has the caller's ids.
+	var fsEmit *rootfs.Emitter
+	if c.FS != nil {
+		c.FS.HookSync = c.CreateHooks
+		fsEmit = c.FS.EmitRoot(b, &r.Trees)
+	}
 	// Only now switch to the user namespace's root: changing ids makes the
 	// process undumpable, and its /proc files (timens_offsets above) would
 	// then belong to the host's root.
@@ -190,8 +204,10 @@ func Build(c Config) (*Result, error) {
 	b.Call("clear the umask", unix.SYS_UMASK, imm(0))
 
 	// Stage: filesystem.
-	if c.FS != nil {
-		c.FS.Emit(b, &r.Trees)
+	if fsEmit != nil {
+		fsEmit.EmitMounts(c.FS)
+	} else if c.CreateHooks {
+		b.Sync("run the create hooks", initproc.MsgHooks, 0, false)
 	}
 
 	// Stage: identity.
@@ -358,12 +374,18 @@ func processStage(b *initproc.Builder, c Config, forked bool) error {
 	b.Call("close inherited files on exec", unix.SYS_CLOSE_RANGE, imm(uintptr(3+c.PreserveFDs)), imm(maxFD), imm(unix.CLOSE_RANGE_CLOEXEC))
 
 	paths := candidates(p.Args[0], p.Env)
+	if c.ExecPath != "" {
+		paths = []string{c.ExecPath}
+	}
 	if c.StartFD >= 0 {
 		// Fail now, at create, rather than after start when nobody listens.
 		b.CheckExec("find "+p.Args[0]+" in the box", paths)
 		b.Send("report the box created", initproc.MsgReady, 0, 0)
 		var buf [8]byte
 		b.Call("wait for start", unix.SYS_READ, imm(uintptr(c.StartFD)), initproc.Ptr(b, &buf), imm(1))
+	} else if c.StartHooks {
+		b.CheckExec("find "+p.Args[0]+" in the box", paths)
+		b.Sync("run the startContainer hooks", initproc.MsgStartHooks, 0, false)
 	}
 	b.Exec("exec "+p.Args[0], paths, p.Args, p.Env)
 	return nil
