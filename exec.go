@@ -58,7 +58,12 @@ func (rt *Runtime) Exec(id string, proc *specs.Process, o Options) (*Process, er
 		return nil, err
 	}
 	defer unix.Close(pidfd)
-	p, err := spawnIn(st.Pid, pidfd, proc, "", cgroupOf(st), o)
+	// The box's seccomp filter applies to its every process.
+	var filter *specs.LinuxSeccomp
+	if box, err := st.Spec(); err == nil && box.Linux != nil {
+		filter = box.Linux.Seccomp
+	}
+	p, err := spawnIn(st.Pid, pidfd, proc, "", cgroupOf(st), filter, o)
 	if err != nil {
 		return nil, err
 	}
@@ -68,9 +73,9 @@ func (rt *Runtime) Exec(id string, proc *specs.Process, o Options) (*Process, er
 // spawnIn starts proc in the namespaces of process pid (held by pidfd),
 // and in cgroup cg if not nil. path, if set, is the executable to run
 // (proc.Args is then only its argv).
-func spawnIn(pid, pidfd int, proc *specs.Process, path string, cg *cgroups.Manager, o Options) (*Process, error) {
+func spawnIn(pid, pidfd int, proc *specs.Process, path string, cg *cgroups.Manager, filter *specs.LinuxSeccomp, o Options) (*Process, error) {
 	// Join every namespace the target does not share with us.
-	s := &specs.Spec{Version: specs.Version, Process: proc, Root: &specs.Root{Path: "/"}, Linux: &specs.Linux{}}
+	s := &specs.Spec{Version: specs.Version, Process: proc, Root: &specs.Root{Path: "/"}, Linux: &specs.Linux{Seccomp: filter}}
 	joinFDs := map[namespaces.Type]int{}
 	defer func() {
 		for _, fd := range joinFDs {

@@ -116,7 +116,7 @@ func runBoxHooks(s *specs.Spec, kind string, pid, pidfd int, state []byte) error
 			w.Close()
 			return err
 		}
-		p, err := spawnIn(pid, pidfd, proc, h.Path, nil, Options{Stdin: r, Stdout: ow, Stderr: ow})
+		p, err := spawnIn(pid, pidfd, proc, h.Path, nil, nil, Options{Stdin: r, Stdout: ow, Stderr: ow})
 		r.Close()
 		ow.Close()
 		if err != nil {

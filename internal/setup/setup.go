@@ -27,6 +27,7 @@ import (
 	"github.com/nsbox/nsbox/internal/lsm"
 	"github.com/nsbox/nsbox/internal/namespaces"
 	"github.com/nsbox/nsbox/internal/rootfs"
+	"github.com/nsbox/nsbox/internal/seccomp"
 )
 
 // Config is everything the program depends on.
@@ -315,6 +316,23 @@ func processStage(b *initproc.Builder, c Config, forked bool) error {
 			b.Call("drop "+caps.Name(cp)+" from the bounding set", unix.SYS_PRCTL, imm(unix.PR_CAPBSET_DROP), imm(uintptr(cp)))
 		}
 	}
+	// Seccomp: without no_new_privs loading a filter needs CAP_SYS_ADMIN,
+	// so it comes before the identity changes drop it (as runc does); with
+	// it, last before the exec.
+	var filter *seccomp.Filter
+	if c.Spec.Linux != nil && c.Spec.Linux.Seccomp != nil {
+		f, err := seccomp.Compile(c.Spec.Linux.Seccomp)
+		if err != nil {
+			return err
+		}
+		if f.Notify {
+			return fmt.Errorf("linux.seccomp: SCMP_ACT_NOTIFY is not supported yet")
+		}
+		filter = f
+	}
+	if filter != nil && !p.NoNewPrivileges {
+		loadSeccomp(b, filter)
+	}
 	u := p.User
 	if len(u.AdditionalGids) > 0 && c.SetgroupsDenied {
 		return fmt.Errorf("process.user.additionalGids: supplementary groups need a user namespace with setgroups allowed (newgidmap, or root)")
@@ -387,8 +405,18 @@ func processStage(b *initproc.Builder, c Config, forked bool) error {
 		b.CheckExec("find "+p.Args[0]+" in the box", paths)
 		b.Sync("run the startContainer hooks", initproc.MsgStartHooks, 0, false)
 	}
+	if filter != nil && p.NoNewPrivileges {
+		loadSeccomp(b, filter)
+	}
 	b.Exec("exec "+p.Args[0], paths, p.Args, p.Env)
 	return nil
+}
+
+// loadSeccomp appends the seccomp(2) call that installs f.
+func loadSeccomp(b *initproc.Builder, f *seccomp.Filter) {
+	prog := &unix.SockFprog{Len: uint16(len(f.Prog)), Filter: &f.Prog[0]}
+	b.Call(fmt.Sprintf("load the seccomp filter (%d instructions)", len(f.Prog)), unix.SYS_SECCOMP,
+		initproc.Imm(unix.SECCOMP_SET_MODE_FILTER), initproc.Imm(f.Flags), initproc.Ptr(b, prog))
 }
 
 // terminal opens a terminal in the box's devpts, makes it the controlling

@@ -1,0 +1,265 @@
+// Package seccomp compiles an OCI seccomp configuration to a classic BPF
+// program in pure Go (the binary stays static), for the native
+// architecture and its 32-bit compat ABI.
+//
+// Semantics follow what runc gets from libseccomp: for each syscall, its
+// rules with argument conditions are tried in order, then its rule without
+// conditions, then the profile's default action. Unknown syscall names are
+// ignored (as runc does); syscalls newer than any the profile names get
+// ENOSYS rather than the default error, so that libc can fall back (runc's
+// "enosys" patch), and so does clone3 when the profile does not name it.
+// x32 system calls and unknown architectures are killed.
+package seccomp
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sort"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// arch is one ABI a filter can handle.
+type arch struct {
+	audit    uint32
+	syscalls map[string]uint32
+	x32      bool // nr with bit 30 set under this audit arch is x32
+}
+
+var arches = map[string]arch{
+	"SCMP_ARCH_X86_64":  {audit: unix.AUDIT_ARCH_X86_64, syscalls: syscalls_x86_64, x32: true},
+	"SCMP_ARCH_X86":     {audit: unix.AUDIT_ARCH_I386, syscalls: syscalls_x86},
+	"SCMP_ARCH_AARCH64": {audit: unix.AUDIT_ARCH_AARCH64, syscalls: syscalls_aarch64},
+	"SCMP_ARCH_ARM":     {audit: unix.AUDIT_ARCH_ARM, syscalls: syscalls_arm},
+}
+
+// knownArches are names the spec allows that nsbox cannot filter (their
+// calls are killed, never let through unfiltered).
+var knownArches = map[string]bool{
+	"SCMP_ARCH_X32": true, "SCMP_ARCH_MIPS": true, "SCMP_ARCH_MIPS64": true, "SCMP_ARCH_MIPS64N32": true,
+	"SCMP_ARCH_MIPSEL": true, "SCMP_ARCH_MIPSEL64": true, "SCMP_ARCH_MIPSEL64N32": true, "SCMP_ARCH_PPC": true,
+	"SCMP_ARCH_PPC64": true, "SCMP_ARCH_PPC64LE": true, "SCMP_ARCH_S390": true, "SCMP_ARCH_S390X": true,
+	"SCMP_ARCH_PARISC": true, "SCMP_ARCH_PARISC64": true, "SCMP_ARCH_RISCV64": true, "SCMP_ARCH_LOONGARCH64": true,
+	"SCMP_ARCH_M68K": true, "SCMP_ARCH_SH": true, "SCMP_ARCH_SHEB": true,
+}
+
+// nativeArch and compatArch are the ABIs of the machine nsbox runs on.
+func nativeArch() (native, compat string) {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "SCMP_ARCH_X86_64", "SCMP_ARCH_X86"
+	case "arm64":
+		return "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"
+	case "386":
+		return "SCMP_ARCH_X86", ""
+	case "arm":
+		return "SCMP_ARCH_ARM", ""
+	}
+	return "", ""
+}
+
+// Filter is a compiled filter.
+type Filter struct {
+	Prog  []unix.SockFilter
+	Flags uintptr // SECCOMP_FILTER_FLAG_*
+	// Notify: the filter uses SCMP_ACT_NOTIFY (it needs a listener).
+	Notify bool
+}
+
+var flagValues = map[specs.LinuxSeccompFlag]uintptr{
+	"SECCOMP_FILTER_FLAG_TSYNC":              unix.SECCOMP_FILTER_FLAG_TSYNC,
+	"SECCOMP_FILTER_FLAG_LOG":                unix.SECCOMP_FILTER_FLAG_LOG,
+	"SECCOMP_FILTER_FLAG_SPEC_ALLOW":         unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+	"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+}
+
+// action is a SECCOMP_RET_* value with its data.
+type action uint32
+
+func actionOf(a specs.LinuxSeccompAction, errnoRet *uint, defaultErrno uint32) (action, error) {
+	errno := defaultErrno
+	if errnoRet != nil {
+		if *errnoRet > 0xffff {
+			return 0, fmt.Errorf("errnoRet %d out of range", *errnoRet)
+		}
+		errno = uint32(*errnoRet)
+	}
+	switch a {
+	case specs.ActKill, specs.ActKillThread:
+		return unix.SECCOMP_RET_KILL_THREAD, nil
+	case specs.ActKillProcess:
+		return unix.SECCOMP_RET_KILL_PROCESS, nil
+	case specs.ActTrap:
+		return unix.SECCOMP_RET_TRAP, nil
+	case specs.ActErrno:
+		return action(unix.SECCOMP_RET_ERRNO | errno), nil
+	case specs.ActTrace:
+		return action(unix.SECCOMP_RET_TRACE | errno), nil
+	case specs.ActAllow:
+		return unix.SECCOMP_RET_ALLOW, nil
+	case specs.ActLog:
+		return unix.SECCOMP_RET_LOG, nil
+	case specs.ActNotify:
+		return unix.SECCOMP_RET_USER_NOTIF, nil
+	}
+	return 0, fmt.Errorf("unknown action %q", a)
+}
+
+// cond is one argument comparison.
+type cond struct {
+	index      uint
+	value, two uint64
+	op         specs.LinuxSeccompOperator
+}
+
+// rule is one way a syscall may be decided: all conds hold, then act.
+type rule struct {
+	conds []cond
+	act   action
+}
+
+// Compile builds the filter of cfg for this machine.
+func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
+	if cfg == nil {
+		return nil, errors.New("no seccomp configuration")
+	}
+	f := &Filter{}
+	for _, fl := range cfg.Flags {
+		v, ok := flagValues[fl]
+		if !ok {
+			return nil, fmt.Errorf("linux.seccomp.flags: unknown flag %q", fl)
+		}
+		f.Flags |= v
+	}
+	defErrno := uint32(unix.EPERM)
+	if cfg.DefaultErrnoRet != nil {
+		if *cfg.DefaultErrnoRet > 0xffff {
+			return nil, fmt.Errorf("linux.seccomp.defaultErrnoRet %d out of range", *cfg.DefaultErrnoRet)
+		}
+		defErrno = uint32(*cfg.DefaultErrnoRet)
+	}
+	def, err := actionOf(cfg.DefaultAction, nil, defErrno)
+	if err != nil {
+		return nil, fmt.Errorf("linux.seccomp.defaultAction: %w", err)
+	}
+	if cfg.DefaultAction == specs.ActNotify {
+		return nil, errors.New("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default")
+	}
+
+	native, compat := nativeArch()
+	if native == "" {
+		return nil, fmt.Errorf("seccomp filters are not supported on %s", runtime.GOARCH)
+	}
+	handled := []string{native}
+	for _, a := range cfg.Architectures {
+		name := string(a)
+		if _, ok := arches[name]; !ok && !knownArches[name] {
+			return nil, fmt.Errorf("linux.seccomp.architectures: unknown architecture %q", name)
+		}
+		if name == compat {
+			handled = append(handled, compat)
+		}
+	}
+
+	// Rules per architecture and syscall number.
+	rules := map[string]map[uint32][]rule{}
+	for _, name := range handled {
+		rules[name] = map[uint32][]rule{}
+	}
+	for i, sc := range cfg.Syscalls {
+		act, err := actionOf(sc.Action, sc.ErrnoRet, defErrno)
+		if err != nil {
+			return nil, fmt.Errorf("linux.seccomp.syscalls[%d]: %w", i, err)
+		}
+		if sc.Action == specs.ActNotify {
+			f.Notify = true
+		}
+		var conds []cond
+		for j, a := range sc.Args {
+			if a.Index > 5 {
+				return nil, fmt.Errorf("linux.seccomp.syscalls[%d].args[%d]: index %d (syscalls have 6 arguments)", i, j, a.Index)
+			}
+			switch a.Op {
+			case specs.OpNotEqual, specs.OpLessThan, specs.OpLessEqual, specs.OpEqualTo,
+				specs.OpGreaterEqual, specs.OpGreaterThan, specs.OpMaskedEqual:
+			default:
+				return nil, fmt.Errorf("linux.seccomp.syscalls[%d].args[%d]: unknown operator %q", i, j, a.Op)
+			}
+			conds = append(conds, cond{index: a.Index, value: a.Value, two: a.ValueTwo, op: a.Op})
+		}
+		if len(sc.Names) == 0 {
+			return nil, fmt.Errorf("linux.seccomp.syscalls[%d]: no names", i)
+		}
+		for _, name := range sc.Names {
+			for _, an := range handled {
+				nr, ok := arches[an].syscalls[name]
+				if !ok {
+					continue // unknown here: ignored, as runc does
+				}
+				rules[an][nr] = append(rules[an][nr], rule{conds: conds, act: act})
+			}
+		}
+	}
+	deny := def != unix.SECCOMP_RET_ALLOW && def != unix.SECCOMP_RET_LOG
+
+	a := &asm{}
+	a.load(offArch)
+	for _, an := range handled {
+		a.jeq(arches[an].audit, "arch:"+an)
+	}
+	a.ret(unix.SECCOMP_RET_KILL_PROCESS)
+	for _, an := range handled {
+		a.label("arch:" + an)
+		a.load(offNr)
+		if arches[an].x32 {
+			a.jge(x32SyscallBit, "kill")
+		}
+		nrs := make([]uint32, 0, len(rules[an]))
+		var max uint32
+		for nr := range rules[an] {
+			nrs = append(nrs, nr)
+			if nr > max {
+				max = nr
+			}
+		}
+		sort.Slice(nrs, func(i, j int) bool { return nrs[i] < nrs[j] })
+		if deny {
+			a.jgt(max, "enosys")
+			if nr, ok := arches[an].syscalls["clone3"]; ok && rules[an][nr] == nil {
+				a.jeq(nr, "enosys")
+			}
+		}
+		blocks := map[string]string{}
+		a.tree(an, nrs, rules[an], blocks)
+	}
+	// Blocks, then the endings they share (BPF jumps only forward).
+	a.emitBlocks()
+	a.label("default")
+	a.ret(uint32(def))
+	a.label("enosys")
+	a.ret(unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS))
+	a.label("kill")
+	a.ret(unix.SECCOMP_RET_KILL_PROCESS)
+	prog, err := a.assemble()
+	if err != nil {
+		return nil, err
+	}
+	if len(prog) > unix.BPF_MAXINSNS {
+		return nil, fmt.Errorf("seccomp filter of %d instructions exceeds the kernel's %d", len(prog), unix.BPF_MAXINSNS)
+	}
+	f.Prog = prog
+	return f, nil
+}
+
+// Offsets in struct seccomp_data (little-endian: an argument's low half
+// first).
+const (
+	offNr   = 0
+	offArch = 4
+	offArgs = 16
+)
+
+// x32SyscallBit marks the system calls of the x32 ABI under AUDIT_ARCH_X86_64.
+const x32SyscallBit = 0x40000000
