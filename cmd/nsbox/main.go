@@ -63,6 +63,8 @@ func init() {
 		{"resume", "thaw a paused box", cmdResume},
 		{"ps", "list the processes of a box", cmdPs},
 		{"exec", "run a process in a running box", cmdExec},
+		{"spec", "write a template config.json for an OCI bundle", cmdSpec},
+		{"features", "print the runtime's features as JSON", cmdFeatures},
 	}
 }
 

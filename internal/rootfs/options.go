@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -168,4 +169,20 @@ func (o Options) Attrs() (set, clear uint64) {
 		set, clear = set|unix.MOUNT_ATTR_RELATIME, clear|unix.MOUNT_ATTR__ATIME
 	}
 	return set, clear
+}
+
+// OptionNames lists the mount options nsbox understands (for features).
+func OptionNames() []string {
+	names := []string{"bind", "rbind", "idmap", "ridmap"}
+	for n := range mountFlags {
+		names = append(names, n)
+	}
+	for n := range propagation {
+		names = append(names, n, "r"+n)
+	}
+	for n := range recursiveAttrs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }

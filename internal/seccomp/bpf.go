@@ -211,4 +211,3 @@ func Dump(prog []unix.SockFilter) string {
 	}
 	return b.String()
 }
-

@@ -263,3 +263,23 @@ const (
 
 // x32SyscallBit marks the system calls of the x32 ABI under AUDIT_ARCH_X86_64.
 const x32SyscallBit = 0x40000000
+
+// Supported lists what Compile accepts, for the runtime's features.
+func Supported() (actions, operators, archs, flags []string) {
+	actions = []string{string(specs.ActKill), string(specs.ActKillProcess), string(specs.ActKillThread), string(specs.ActTrap),
+		string(specs.ActErrno), string(specs.ActTrace), string(specs.ActAllow), string(specs.ActLog)}
+	operators = []string{string(specs.OpNotEqual), string(specs.OpLessThan), string(specs.OpLessEqual), string(specs.OpEqualTo),
+		string(specs.OpGreaterEqual), string(specs.OpGreaterThan), string(specs.OpMaskedEqual)}
+	for a := range arches {
+		archs = append(archs, a)
+	}
+	for a := range knownArches {
+		archs = append(archs, a)
+	}
+	for f := range flagValues {
+		flags = append(flags, string(f))
+	}
+	sort.Strings(archs)
+	sort.Strings(flags)
+	return
+}
