@@ -22,6 +22,10 @@ packages=(
 	passwd         # useradd for the rootless test users
 	procps         # ps
 	time           # /usr/bin/time: peak RSS in the benchmark
+	nftables       # nft: the tests restore the tables podman's netavark leaves
+	podman         # a real client of the OCI runtime (with conmon and netavark)
+	containerd     # the other one: ctr and the runc shim, as Kubernetes uses
+	runc crun      # side-by-side benchmark of the OCI runtime
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -95,6 +95,11 @@ func setup() (int, error) {
 }
 
 func teardown() {
+	if pm.dir != "" {
+		c := pm.cmd("system", "reset", "--force")
+		c.Run()
+	}
+	stopContainerd()
 	for _, u := range users {
 		exec.Command("userdel", "-r", u.name).Run()
 		dropSubIDs(u.name)

@@ -26,6 +26,14 @@ type terminal struct {
 
 func startTerminal(t *testing.T, args ...string) *terminal {
 	t.Helper()
+	cmd := exec.Command(bin, append([]string{"--root", stateRoot}, args...)...)
+	cmd.Env = append(os.Environ(), marker, "TERM=dumb", "PS1=$ ")
+	return startTerminalCmd(t, cmd)
+}
+
+// startTerminalCmd runs cmd on a new pty, as an interactive shell would.
+func startTerminalCmd(t *testing.T, cmd *exec.Cmd) *terminal {
+	t.Helper()
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -42,8 +50,6 @@ func startTerminal(t *testing.T, args ...string) *terminal {
 		t.Fatal(err)
 	}
 	unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 100})
-	cmd := exec.Command(bin, append([]string{"--root", stateRoot}, args...)...)
-	cmd.Env = append(os.Environ(), marker, "TERM=dumb", "PS1=$ ")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	watchLeftovers(t)
