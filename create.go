@@ -132,6 +132,7 @@ func (c *creation) prepare(waitForStart bool) error {
 	if err != nil {
 		return err
 	}
+	c.fs.NoPivot = o.NoPivot
 	if err := checkBindSources(c.fs); err != nil {
 		return err
 	}
@@ -164,6 +165,7 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 		CwdFallback:     o.CwdFallback,
 		Stdio:           [3]int{fdOf(o.Stdin), fdOf(o.Stdout), fdOf(o.Stderr)},
 		StartFD:         -1,
+		SessionKeyring:  sessionKeyring(c.id, o.NoNewKeyring),
 		Placement:       c.cgroup != nil && c.cgfd < 0,
 		CreateHooks:     len(hooksOf(s, hookPrestart))+len(hooksOf(s, hookCreateRuntime))+len(hooksOf(s, hookCreateContainer)) > 0,
 		StartHooks:      !waitForStart && len(hooksOf(s, hookStartContainer)) > 0,
@@ -190,11 +192,12 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 			Bundle:      o.Bundle,
 			Annotations: s.Annotations,
 		},
-		Created:   time.Now().UTC(),
-		Owner:     os.Geteuid(),
-		Rootless:  os.Geteuid() != 0,
-		Ephemeral: o.Ephemeral,
-		IDRange:   c.ids.rangeStart,
+		Created:      time.Now().UTC(),
+		Owner:        os.Geteuid(),
+		Rootless:     os.Geteuid() != 0,
+		Ephemeral:    o.Ephemeral,
+		IDRange:      c.ids.rangeStart,
+		NoNewKeyring: o.NoNewKeyring,
 	}
 	if c.cgroup != nil {
 		st.CgroupPath = c.cgroup.Path
@@ -271,7 +274,7 @@ func (c *creation) boxHooks(kind string, pid int, state []byte) error {
 		return fmt.Errorf("%s hooks: %w", kind, err)
 	}
 	defer unix.Close(pidfd)
-	return runBoxHooks(c.s, kind, pid, pidfd, state)
+	return runBoxHooks(c.id, c.s, kind, pid, pidfd, state)
 }
 
 // makeCgroup creates the box's cgroup: linux.cgroupsPath, or /nsbox/ID.
@@ -374,7 +377,7 @@ func (rt *Runtime) Start(id string) error {
 		if err != nil {
 			return err
 		}
-		err = runBoxHooks(spec, hookStartContainer, st.Pid, pidfd, hookState(id, specs.StateCreated, st.Pid, st.Bundle, st.Annotations))
+		err = runBoxHooks(id, spec, hookStartContainer, st.Pid, pidfd, hookState(id, specs.StateCreated, st.Pid, st.Bundle, st.Annotations))
 		unix.Close(pidfd)
 		if err != nil {
 			return err

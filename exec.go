@@ -35,6 +35,15 @@ func (p *Process) Signal(sig syscall.Signal) error { return p.proc.Signal(sig) }
 // signal N).
 func (p *Process) Wait() (int, error) { return p.proc.Wait() }
 
+// sessionKeyring is the name of the session keyring of box id's processes
+// ("" to keep the caller's), as runc names it.
+func sessionKeyring(id string, keep bool) string {
+	if keep {
+		return ""
+	}
+	return "_ses." + id
+}
+
 // Exec starts process proc in running box id: it joins the box's
 // namespaces and cgroup and runs with the identity, capabilities and
 // limits proc gives (see BoxProcess for the box's own defaults).
@@ -63,17 +72,18 @@ func (rt *Runtime) Exec(id string, proc *specs.Process, o Options) (*Process, er
 	if box, err := st.Spec(); err == nil && box.Linux != nil {
 		filter = box.Linux.Seccomp
 	}
-	p, err := spawnIn(st.Pid, pidfd, proc, "", cgroupOf(st), filter, o)
+	o.NoNewKeyring = o.NoNewKeyring || st.NoNewKeyring
+	p, err := spawnIn(id, st.Pid, pidfd, proc, "", cgroupOf(st), filter, o)
 	if err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-// spawnIn starts proc in the namespaces of process pid (held by pidfd),
-// and in cgroup cg if not nil. path, if set, is the executable to run
+// spawnIn starts proc in box id, in the namespaces of process pid (held by
+// pidfd), and in cgroup cg if not nil. path, if set, is the executable to run
 // (proc.Args is then only its argv).
-func spawnIn(pid, pidfd int, proc *specs.Process, path string, cg *cgroups.Manager, filter *specs.LinuxSeccomp, o Options) (*Process, error) {
+func spawnIn(id string, pid, pidfd int, proc *specs.Process, path string, cg *cgroups.Manager, filter *specs.LinuxSeccomp, o Options) (*Process, error) {
 	// Join every namespace the target does not share with us.
 	s := &specs.Spec{Version: specs.Version, Process: proc, Root: &specs.Root{Path: "/"}, Linux: &specs.Linux{Seccomp: filter}}
 	joinFDs := map[namespaces.Type]int{}
@@ -130,6 +140,7 @@ func spawnIn(pid, pidfd int, proc *specs.Process, path string, cg *cgroups.Manag
 		WinSize:         o.WinSize,
 		Stdio:           [3]int{fdOf(o.Stdin), fdOf(o.Stdout), fdOf(o.Stderr)},
 		StartFD:         -1,
+		SessionKeyring:  sessionKeyring(id, o.NoNewKeyring),
 		Placement:       cg != nil && cgfd < 0,
 		ExecPath:        path,
 	})

@@ -98,7 +98,7 @@ func runHostHooks(s *specs.Spec, kind string, state []byte) error {
 
 // runBoxHooks runs the hooks of kind, in order, in the namespaces of the
 // box's process pid (held by pidfd), with state on their standard input.
-func runBoxHooks(s *specs.Spec, kind string, pid, pidfd int, state []byte) error {
+func runBoxHooks(id string, s *specs.Spec, kind string, pid, pidfd int, state []byte) error {
 	all := caps.Own()
 	for i, h := range hooksOf(s, kind) {
 		proc := &specs.Process{
@@ -116,7 +116,7 @@ func runBoxHooks(s *specs.Spec, kind string, pid, pidfd int, state []byte) error
 			w.Close()
 			return err
 		}
-		p, err := spawnIn(pid, pidfd, proc, h.Path, nil, nil, Options{Stdin: r, Stdout: ow, Stderr: ow})
+		p, err := spawnIn(id, pid, pidfd, proc, h.Path, nil, nil, Options{Stdin: r, Stdout: ow, Stderr: ow, NoNewKeyring: true})
 		r.Close()
 		ow.Close()
 		if err != nil {

@@ -79,6 +79,13 @@ type Options struct {
 	// of the box's terminal (SCM_RIGHTS), as with runc --console-socket;
 	// otherwise Box.Console holds it.
 	ConsoleSocket string
+	// NoNewKeyring keeps the caller's session keyring; by default the box
+	// (and each process Exec starts in it) joins a new one of its own.
+	NoNewKeyring bool
+	// NoPivot enters the root with MS_MOVE and chroot instead of
+	// pivot_root, for roots pivot_root cannot leave (an initramfs); the
+	// old root then stays reachable to a process with CAP_SYS_CHROOT.
+	NoPivot bool
 	// Debug, when set, receives the list of the child's set-up steps.
 	Debug io.Writer `json:"-"`
 }

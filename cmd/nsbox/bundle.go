@@ -44,22 +44,35 @@ func (f *ociFlags) define(fs *flagSet) {
 	fs.stringVar(&f.pidFile, "pid-file", "", "FILE", "write the box's pid to FILE")
 	fs.stringVar(&f.consoleSocket, "console-socket", "", "SOCKET", "send the terminal's master to this unix socket")
 	fs.intVar(&f.preserveFDs, "preserve-fds", "", "N", "pass descriptors 3..3+N-1 to the command")
-	fs.boolVar(&f.noPivot, "no-pivot", "", "accepted for runc compatibility (nsbox always uses pivot_root)")
-	fs.boolVar(&f.noNewKeyring, "no-new-keyring", "", "accepted for runc compatibility")
+	fs.boolVar(&f.noPivot, "no-pivot", "", "enter the root with MS_MOVE and chroot, not pivot_root (for an initramfs)")
+	fs.boolVar(&f.noNewKeyring, "no-new-keyring", "", "keep the caller's session keyring instead of a new one")
 }
 
 func (f *ociFlags) options() nsbox.Options {
-	return nsbox.Options{PreserveFDs: f.preserveFDs + listenFDs(), ConsoleSocket: f.consoleSocket, Cgroup: nsbox.CgroupAlways}
+	return nsbox.Options{PreserveFDs: f.preserveFDs + listenFDs(), ConsoleSocket: f.consoleSocket, Cgroup: nsbox.CgroupAlways,
+		NoPivot: f.noPivot, NoNewKeyring: f.noNewKeyring}
 }
 
-// listenFDs is the number of descriptors passed by systemd socket activation
-// (LISTEN_FDS), which pass through to the box as with runc.
+// listenFDs is the number of descriptors systemd's socket activation passed
+// to this process (LISTEN_FDS, for LISTEN_PID), which pass through to the
+// box as with runc: they stay at 3.., before any --preserve-fds.
 func listenFDs() int {
+	if pid, err := strconv.Atoi(os.Getenv("LISTEN_PID")); err != nil || pid != os.Getpid() {
+		return 0
+	}
 	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
 	if err != nil || n < 0 {
 		return 0
 	}
 	return n
+}
+
+// passListenFDs tells the box's command, process pid in its pid namespace,
+// about the activation descriptors (runc sets LISTEN_PID=1 likewise).
+func passListenFDs(p *specs.Process, pid int) {
+	if n := listenFDs(); n > 0 {
+		p.Env = append(p.Env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID="+strconv.Itoa(pid))
+	}
 }
 
 func (f *ociFlags) load(g *global, id string) (*specs.Spec, nsbox.Options, int) {
@@ -76,6 +89,9 @@ func (f *ociFlags) load(g *global, id string) (*specs.Spec, nsbox.Options, int) 
 	}
 	o := f.options()
 	o.Bundle = abs
+	if s.Process != nil {
+		passListenFDs(s.Process, 1)
+	}
 	return s, o, 0
 }
 

@@ -134,6 +134,10 @@ func mainArgs(args []string) int {
 	}
 	for _, v := range verbs {
 		if v.name == args[0] {
+			if g.systemdCgroup && v.name != "spec" && v.name != "features" {
+				return fail(g, &usageError{"--systemd-cgroup: the systemd cgroup driver is not supported yet; " +
+					"use cgroupfs (podman --cgroup-manager=cgroupfs, containerd SystemdCgroup = false)"})
+			}
 			return v.run(g, args[1:])
 		}
 	}

@@ -328,6 +328,11 @@ func runCommand(g *global, f *runFlags, cmd []string) int {
 	if err != nil {
 		return fail(g, err)
 	}
+	cmdPid := 1
+	if !f.noInit {
+		cmdPid = 2 // the init's first child
+	}
+	passListenFDs(s.Process, cmdPid)
 	terminal := isTerminal(0) && isTerminal(1)
 	if f.tty != "" {
 		terminal, _ = strconv.ParseBool(f.tty)
@@ -347,9 +352,11 @@ func runCommand(g *global, f *runFlags, cmd []string) int {
 		IDMapBinds:    true,
 		DieWithParent: true,
 		Ephemeral:     true,
-		PreserveFDs:   f.oci.preserveFDs,
+		PreserveFDs:   f.oci.preserveFDs + listenFDs(),
 		CwdFallback:   f.workdir == "",
 		Cgroup:        nsbox.CgroupWhenCheap,
+		NoPivot:       f.oci.noPivot,
+		NoNewKeyring:  f.oci.noNewKeyring,
 	}
 	if f.detach {
 		return detach(g, id, s, opts)

@@ -80,8 +80,16 @@ func (e *Emitter) EmitMounts(p *Plan) {
 		b.Sync("run the create hooks", initproc.MsgHooks, 0, false)
 	}
 	b.Call("enter the new root", unix.SYS_FCHDIR, initproc.R(e.root))
-	b.Call("pivot_root into "+p.Root, unix.SYS_PIVOT_ROOT, b.Str("."), b.Str("."))
-	b.Call("detach the old root", unix.SYS_UMOUNT2, b.Str("."), initproc.Imm(unix.MNT_DETACH))
+	if p.NoPivot {
+		if p.Root != "/" { // otherwise it is already on top of "/"
+			b.Call("move "+p.Root+" onto /", unix.SYS_MOUNT, b.Str("."), b.Str("/"), initproc.Imm(0), initproc.Imm(unix.MS_MOVE), initproc.Imm(0))
+		}
+		b.Call("chroot into "+p.Root, unix.SYS_CHROOT, b.Str("."))
+		b.Call("change to /", unix.SYS_CHDIR, b.Str("/"))
+	} else {
+		b.Call("pivot_root into "+p.Root, unix.SYS_PIVOT_ROOT, b.Str("."), b.Str("."))
+		b.Call("detach the old root", unix.SYS_UMOUNT2, b.Str("."), initproc.Imm(unix.MNT_DETACH))
+	}
 	b.Close(e.root)
 	if p.RootRO {
 		e.setattrPath("make the root read-only", "/", 0, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})

@@ -144,6 +144,11 @@ type Plan struct {
 	HookSync bool
 	// UserNS: device nodes are bind-mounted from the host instead of made.
 	UserNS bool
+	// NoPivot: enter the root by moving it onto "/" and chroot, for roots
+	// pivot_root refuses (the initramfs). The old root stays beneath the
+	// box's: a process with CAP_SYS_ADMIN there could unmount its way to
+	// it, as with runc --no-pivot.
+	NoPivot bool
 }
 
 // DefaultDevices are the devices the OCI runtime spec requires in every box.

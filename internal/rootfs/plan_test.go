@@ -175,3 +175,25 @@ func TestEmitResolvesInsideTheRoot(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestEmitNoPivot(t *testing.T) {
+	for _, root := range []string{"/srv/rootfs", "/"} {
+		s := defaultSpec()
+		s.Root.Path = root
+		p, err := PlanFor(s, Context{UserNS: true, OwnPID: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.NoPivot = true
+		b := initproc.NewBuilder(3)
+		p.EmitRoot(b, &ParentTrees{}).EmitMounts(p)
+		prog := b.Program().String()
+		if strings.Contains(prog, "pivot_root") || !strings.Contains(prog, "chroot into "+root) {
+			t.Errorf("root %s: want chroot and no pivot_root:\n%s", root, prog)
+		}
+		// Moving "/" onto itself fails (ELOOP): the tree already covers it.
+		if moved := strings.Contains(prog, "move "+root+" onto /"); moved != (root != "/") {
+			t.Errorf("root %s: move step present = %v:\n%s", root, moved, prog)
+		}
+	}
+}

@@ -69,6 +69,9 @@ type Config struct {
 	// cgroup namespace is then made after it, so that its root is the box's
 	// cgroup.
 	Placement bool
+	// SessionKeyring, if set, is the name of a new session keyring the
+	// process joins, so that it does not share the caller's keys.
+	SessionKeyring string
 	// StartFD, if not -1, is the exec FIFO: once set up, the child reports
 	// MsgReady and waits for a byte on it before running the command (OCI
 	// create/start).
@@ -296,6 +299,9 @@ func processStage(b *initproc.Builder, c Config, forked bool) error {
 	if err := labels(b, c); err != nil {
 		return err
 	}
+	if c.SessionKeyring != "" {
+		sessionKeyring(b, c.SessionKeyring)
+	}
 	if p.OOMScoreAdj != nil {
 		v := fmt.Sprint(*p.OOMScoreAdj)
 		f := b.Call("open oom_score_adj", unix.SYS_OPENAT, initproc.Imm(unix.AT_FDCWD), b.Str("/proc/self/oom_score_adj"), imm(unix.O_WRONLY|unix.O_CLOEXEC)).Out()
@@ -410,6 +416,22 @@ func processStage(b *initproc.Builder, c Config, forked bool) error {
 	}
 	b.Exec("exec "+p.Args[0], paths, p.Args, p.Env)
 	return nil
+}
+
+// Key permissions (keyctl(2)): the possessor may do anything; processes of
+// the same uid that do not possess it may view, read, search and link.
+const sessionKeyringPerm = 0x3f000000 | 0x010000 | 0x020000 | 0x080000 | 0x100000
+
+// sessionKeyring joins a new session keyring called name, so that the box
+// neither sees nor changes the caller's session keys. Kernels without keys
+// (ENOSYS) are let be, as runc does.
+func sessionKeyring(b *initproc.Builder, name string) {
+	k := b.NewReg()
+	join := b.Call("join a new session keyring "+name, unix.SYS_KEYCTL, initproc.Imm(unix.KEYCTL_JOIN_SESSION_KEYRING), b.Str(name)).OutTo(k)
+	join.OnErrno(unix.ENOSYS, -1)
+	b.Call("set the session keyring's permissions", unix.SYS_KEYCTL, initproc.Imm(unix.KEYCTL_SETPERM), initproc.R(k), initproc.Imm(sessionKeyringPerm))
+	b.PatchErrJump(join.Index(), b.Label())
+	b.FreeReg(k)
 }
 
 // loadSeccomp appends the seccomp(2) call that installs f.

@@ -52,6 +52,8 @@ type State struct {
 	// IDRange is the first host id of a range allocated for the box's user
 	// namespace (0: none).
 	IDRange uint32 `json:"idRange,omitempty"`
+	// NoNewKeyring: the box's processes keep the caller's session keyring.
+	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
 	// CgroupPath is the box's cgroup, inside every hierarchy ("": none).
 	CgroupPath string `json:"cgroupPath,omitempty"`
 	// Config is the box's spec as JSON (decoded only when needed: see Spec).
