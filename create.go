@@ -173,9 +173,15 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 	if c.fifo != nil {
 		cfg.StartFD = int(c.fifo.Fd())
 	}
-	r, err := setup.Build(cfg)
+	// A box that shares or joins a user namespace is taken to share ids
+	// with the caller.
+	hostIDs := !c.ns.Is(specs.UserNamespace, namespaces.New)
+	r, tf, err := buildGuarded(cfg, hostIDs, c.ids.uids, c.ids.gids)
 	if err != nil {
 		return nil, err
+	}
+	if tf != nil {
+		defer tf.Close()
 	}
 	if c.cgfd >= 0 {
 		r.Clone.Flags |= unix.CLONE_INTO_CGROUP

@@ -130,7 +130,11 @@ func spawnIn(id string, pid, pidfd int, proc *specs.Process, path string, cg *cg
 			defer unix.Close(cgfd)
 		}
 	}
-	r, err := setup.Build(setup.Config{
+	uids, gids, own, err := idMapsOf(pid)
+	if err != nil {
+		return nil, err
+	}
+	r, tf, err := buildGuarded(setup.Config{
 		Spec:            s,
 		NS:              ns,
 		JoinFDs:         joinFDs,
@@ -143,9 +147,12 @@ func spawnIn(id string, pid, pidfd int, proc *specs.Process, path string, cg *cg
 		SessionKeyring:  sessionKeyring(id, o.NoNewKeyring),
 		Placement:       cg != nil && cgfd < 0,
 		ExecPath:        path,
-	})
+	}, own, uids, gids)
 	if err != nil {
 		return nil, err
+	}
+	if tf != nil {
+		defer tf.Close()
 	}
 	if cgfd >= 0 {
 		r.Clone.Flags |= unix.CLONE_INTO_CGROUP

@@ -64,6 +64,13 @@ type execArgs struct {
 	paths []*byte // candidate executables, tried in order as execvp does
 	argv  []*byte // NULL-terminated
 	envv  []*byte // NULL-terminated
+	// via: the first executable candidate is run by the trampoline in
+	// file viaFD, with targv: its path, then argv (see Trampoline).
+	via   bool
+	viaFD uintptr
+	targv []uintptr
+	path0 *uintptr // &targv[0], set by the child
+	empty *byte    // ""
 }
 
 // Program is the complete list of steps a child runs. Build one with a Builder.
@@ -359,6 +366,26 @@ func (b *Builder) Exec(what string, paths, argv, env []string) {
 	ex := &execArgs{paths: cstrings(paths, false), argv: cstrings(argv, true), envv: cstrings(env, true)}
 	b.p.keep = append(b.p.keep, ex)
 	b.add(Op{kind: kindExec, exec: ex, what: what})
+}
+
+// ExecVia is Exec through a trampoline (see Trampoline) in file fd: the
+// first candidate that is an executable file is handed to it with
+// execveat(2), and it executes the command. It returns the step's index,
+// which the trampoline reports its errors with.
+func (b *Builder) ExecVia(what string, fd int, paths, argv, env []string) int {
+	if len(paths) == 0 || len(argv) == 0 {
+		panic("initproc: exec without a path or argv")
+	}
+	ex := &execArgs{paths: cstrings(paths, false), argv: cstrings(argv, true), envv: cstrings(env, true), via: true, viaFD: uintptr(fd)}
+	ex.targv = make([]uintptr, len(ex.argv)+1)
+	for i, a := range ex.argv {
+		ex.targv[i+1] = uintptr(unsafe.Pointer(a))
+	}
+	ex.path0 = &ex.targv[0]
+	ex.empty = new(byte)
+	b.p.keep = append(b.p.keep, ex)
+	b.add(Op{kind: kindExec, exec: ex, what: what})
+	return len(b.p.ops) - 1
 }
 
 // CheckExec fails unless one of the candidate paths is an executable file,

@@ -288,9 +288,12 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 			sawAcces = false
 			err1 = unix.ENOENT
 			for k = 0; k < len(paths); k++ {
-				if ex.check {
+				if ex.check || ex.via {
 					_, _, err1 = syscall.RawSyscall6(unix.SYS_FACCESSAT, atFDCWD, uintptr(unsafe.Pointer(paths[k])), unix.X_OK, 0, 0, 0)
 					if err1 == 0 {
+						if ex.via {
+							*ex.path0 = uintptr(unsafe.Pointer(paths[k]))
+						}
 						break
 					}
 				} else {
@@ -318,6 +321,10 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 			}
 			if ex.check && err1 == 0 {
 				continue
+			}
+			if ex.via && err1 == 0 {
+				_, _, err1 = syscall.RawSyscall6(unix.SYS_EXECVEAT, ex.viaFD, uintptr(unsafe.Pointer(ex.empty)),
+					uintptr(unsafe.Pointer(ex.path0)), uintptr(unsafe.Pointer(&envv[0])), unix.AT_EMPTY_PATH, 0)
 			}
 			goto fail
 

@@ -69,6 +69,10 @@ type Config struct {
 	// cgroup namespace is then made after it, so that its root is the box's
 	// cgroup.
 	Placement bool
+	// TrampolineFD, if not 0, is an empty memfd for the exec trampoline
+	// (initproc.Trampoline), through which the command is executed: the
+	// caller writes Result.Trampoline into it.
+	TrampolineFD int
 	// SessionKeyring, if set, is the name of a new session keyring the
 	// process joins, so that it does not share the caller's keys.
 	SessionKeyring string
@@ -95,6 +99,8 @@ type Result struct {
 	// ForksPID1: the first child forks into its pid namespace and reports
 	// the new pid (MsgPid); the first child itself exits.
 	ForksPID1 bool
+	// Trampoline is what goes into Config.TrampolineFD.
+	Trampoline *initproc.Trampoline
 	// WaitsForStart: the child reports MsgReady and then waits on StartFD;
 	// the parent is done at MsgReady rather than at end of file.
 	WaitsForStart bool
@@ -123,6 +129,7 @@ func Build(c Config) (*Result, error) {
 		return nil, err
 	}
 	r := &Result{}
+	var err error
 	b := initproc.NewBuilder(c.SyncFD)
 	imm := func(v uintptr) initproc.Arg { return initproc.Imm(v) }
 
@@ -190,6 +197,10 @@ func Build(c Config) (*Result, error) {
 	if newUser {
 		becomeRoot(b, c.SetgroupsDenied)
 	}
+	// No process in the box may read this one's memory (a copy of the
+	// parent's) or reach the nsbox binary through /proc/PID/exe: from
+	// before it enters the box's pid namespace, where they could see it.
+	b.Call("make the box's first process undumpable", unix.SYS_PRCTL, imm(unix.PR_SET_DUMPABLE), imm(0))
 	pidNotInherited := c.NS.Is(specs.PIDNamespace, namespaces.Join) || (len(joins) > 0 && c.NS.Is(specs.PIDNamespace, namespaces.New))
 	if pidNotInherited {
 		b.ForkPID1("fork into the pid namespace")
@@ -201,9 +212,6 @@ func Build(c Config) (*Result, error) {
 		b.Call("ask to die with the parent", unix.SYS_PRCTL, imm(unix.PR_SET_PDEATHSIG), imm(uintptr(unix.SIGKILL)))
 		b.Send("check that the parent lives", initproc.MsgAlive, 0, 0)
 	}
-	// No process in the box may read this one's memory (a copy of the
-	// parent's) or reach the nsbox binary through /proc/PID/exe.
-	b.Call("make the box's first process undumpable", unix.SYS_PRCTL, imm(unix.PR_SET_DUMPABLE), imm(0))
 	b.Call("leave the caller's session", unix.SYS_SETSID)
 	b.Call("clear the umask", unix.SYS_UMASK, imm(0))
 
@@ -238,7 +246,7 @@ func Build(c Config) (*Result, error) {
 		// The command's branch: unblock, then the process stage below.
 		var empty uint64
 		b.Call("unblock signals", unix.SYS_RT_SIGPROCMASK, imm(unix.SIG_SETMASK), initproc.Ptr(b, &empty), imm(0), imm(8))
-		if err := processStage(b, c, true); err != nil {
+		if r.Trampoline, err = processStage(b, c, true); err != nil {
 			return nil, err
 		}
 		// The init's branch: keep nothing open, read signals, reap.
@@ -246,7 +254,7 @@ func Build(c Config) (*Result, error) {
 		b.Call("close the init's files", unix.SYS_CLOSE_RANGE, imm(0), imm(maxFD), imm(0))
 		sfd := b.Call("open a signalfd", unix.SYS_SIGNALFD4, imm(^uintptr(0)), mask, imm(8), imm(unix.SFD_CLOEXEC)).Out()
 		b.InitLoop("run as init", cmd, initproc.R(sfd))
-	} else if err := processStage(b, c, false); err != nil {
+	} else if r.Trampoline, err = processStage(b, c, false); err != nil {
 		return nil, err
 	}
 	r.WaitsForStart = c.StartFD >= 0
@@ -266,8 +274,9 @@ func becomeRoot(b *initproc.Builder, setgroupsDenied bool) {
 }
 
 // processStage appends the steps that turn the current process into the
-// command: terminal, limits, identity, capabilities, cwd, exec.
-func processStage(b *initproc.Builder, c Config, forked bool) error {
+// command: terminal, limits, identity, capabilities, cwd, exec. With
+// c.TrampolineFD it returns the trampoline the exec goes through.
+func processStage(b *initproc.Builder, c Config, forked bool) (*initproc.Trampoline, error) {
 	p := c.Spec.Process
 	imm := func(v uintptr) initproc.Arg { return initproc.Imm(v) }
 	for i, fd := range c.Stdio {
@@ -284,7 +293,7 @@ func processStage(b *initproc.Builder, c Config, forked bool) error {
 	for _, rl := range p.Rlimits {
 		res, ok := rlimits[rl.Type]
 		if !ok {
-			return fmt.Errorf("process.rlimits: unknown type %q", rl.Type)
+			return nil, fmt.Errorf("process.rlimits: unknown type %q", rl.Type)
 		}
 		lim := &unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
 		b.Call("set "+rl.Type, unix.SYS_PRLIMIT64, imm(0), imm(uintptr(res)), initproc.Ptr(b, lim), imm(0))
@@ -292,12 +301,12 @@ func processStage(b *initproc.Builder, c Config, forked bool) error {
 	if s := c.Spec.Linux; s != nil && s.Personality != nil {
 		pers, err := personality(s.Personality)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		b.Call(fmt.Sprintf("set personality %s", s.Personality.Domain), unix.SYS_PERSONALITY, imm(pers))
 	}
 	if err := labels(b, c); err != nil {
-		return err
+		return nil, err
 	}
 	if c.SessionKeyring != "" {
 		sessionKeyring(b, c.SessionKeyring)
@@ -313,7 +322,7 @@ func processStage(b *initproc.Builder, c Config, forked bool) error {
 	// the process needs until the very end.
 	sets, err := caps.FromSpec(p.Capabilities)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b.Call("keep capabilities across setuid", unix.SYS_PRCTL, imm(unix.PR_SET_KEEPCAPS), imm(1))
 	last := caps.LastCap()
@@ -329,10 +338,10 @@ func processStage(b *initproc.Builder, c Config, forked bool) error {
 	if c.Spec.Linux != nil && c.Spec.Linux.Seccomp != nil {
 		f, err := seccomp.Compile(c.Spec.Linux.Seccomp)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if f.Notify {
-			return fmt.Errorf("linux.seccomp: SCMP_ACT_NOTIFY is not supported yet")
+			return nil, fmt.Errorf("linux.seccomp: SCMP_ACT_NOTIFY is not supported yet")
 		}
 		filter = f
 	}
@@ -341,7 +350,7 @@ func processStage(b *initproc.Builder, c Config, forked bool) error {
 	}
 	u := p.User
 	if len(u.AdditionalGids) > 0 && c.SetgroupsDenied {
-		return fmt.Errorf("process.user.additionalGids: supplementary groups need a user namespace with setgroups allowed (newgidmap, or root)")
+		return nil, fmt.Errorf("process.user.additionalGids: supplementary groups need a user namespace with setgroups allowed (newgidmap, or root)")
 	}
 	if !c.SetgroupsDenied {
 		groups := append([]uint32{}, u.AdditionalGids...)
@@ -378,7 +387,7 @@ func processStage(b *initproc.Builder, c Config, forked bool) error {
 		cwd = "/"
 	}
 	if !path.IsAbs(cwd) {
-		return fmt.Errorf("process.cwd %q must be an absolute path", cwd)
+		return nil, fmt.Errorf("process.cwd %q must be an absolute path", cwd)
 	}
 	// Resolve the working directory beneath the root, never through a /proc
 	// magic link (such as /proc/self/fd/N of an inherited descriptor).
@@ -411,11 +420,20 @@ func processStage(b *initproc.Builder, c Config, forked bool) error {
 		b.CheckExec("find "+p.Args[0]+" in the box", paths)
 		b.Sync("run the startContainer hooks", initproc.MsgStartHooks, 0, false)
 	}
+	if c.TrampolineFD > 0 {
+		b.Call("keep the sync socket open for the trampoline", unix.SYS_FCNTL, imm(uintptr(c.SyncFD)), imm(unix.F_SETFD), imm(0))
+		t := &initproc.Trampoline{SyncFD: c.SyncFD}
+		if filter != nil && p.NoNewPrivileges {
+			t.Filter, t.Flags = filter.Prog, filter.Flags // still the last step
+		}
+		t.Op = b.ExecVia("exec "+p.Args[0]+" (through the trampoline)", c.TrampolineFD, paths, p.Args, p.Env)
+		return t, nil
+	}
 	if filter != nil && p.NoNewPrivileges {
 		loadSeccomp(b, filter)
 	}
 	b.Exec("exec "+p.Args[0], paths, p.Args, p.Env)
-	return nil
+	return nil, nil
 }
 
 // Key permissions (keyctl(2)): the possessor may do anything; processes of

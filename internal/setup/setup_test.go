@@ -55,8 +55,8 @@ func TestFastPathClonesEveryNamespace(t *testing.T) {
 	if r.Clone.Flags != unix.CLONE_NEWUSER|unix.CLONE_NEWPID|unix.CLONE_NEWNET || r.ForksPID1 || !r.NeedsMaps {
 		t.Fatalf("clone flags %#x, forks %v, maps %v", r.Clone.Flags, r.ForksPID1, r.NeedsMaps)
 	}
-	order(t, prog, "wait for the parent (id maps, cgroup)", "become root of the user namespace", "ask to die with the parent",
-		"check that the parent lives", "make the box's first process undumpable", "bring lo up", "fork the command",
+	order(t, prog, "wait for the parent (id maps, cgroup)", "become root of the user namespace", "make the box's first process undumpable",
+		"ask to die with the parent", "check that the parent lives", "bring lo up", "fork the command",
 		"unblock signals", "set capabilities", "exec sh", "close the init's files", "run as init")
 }
 
@@ -69,8 +69,36 @@ func TestJoinsUnshareAndForkIntoThePidNamespace(t *testing.T) {
 	}
 	// Joined before the new user namespace exists, while the caller's
 	// privileges still apply; the new ones after the id maps.
+	// Undumpable before it enters the pid namespace, where the box's
+	// processes could open its /proc/PID/exe.
 	order(t, prog, "join net namespace /run/netns/x", "create a user namespace", "wait for the id maps",
-		"create namespaces", "become root", "fork into the pid namespace", "exec sh")
+		"create namespaces", "become root", "make the box's first process undumpable", "fork into the pid namespace", "exec sh")
+}
+
+func TestTrampolineTakesTheLastSteps(t *testing.T) {
+	s := spec(specs.LinuxNamespace{Type: specs.PIDNamespace})
+	s.Process.NoNewPrivileges = true
+	s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"mknod"}, Action: specs.ActErrno}}}
+	r, prog := build(t, Config{Spec: s, TrampolineFD: 9, SyncFD: 5})
+	if r.Trampoline == nil || r.Trampoline.SyncFD != 5 || len(r.Trampoline.Filter) == 0 || !r.Program.IsExec(r.Trampoline.Op) {
+		t.Fatalf("trampoline %+v", r.Trampoline)
+	}
+	// The filter is the trampoline's to load, right before the command.
+	if strings.Contains(prog, "load the seccomp filter") {
+		t.Errorf("the child loads the filter itself:\n%s", prog)
+	}
+	order(t, prog, "set no_new_privs", "close inherited files on exec", "keep the sync socket open for the trampoline", "exec sh (through the trampoline)")
+	// Without no_new_privs the filter goes in early, as without trampoline.
+	s.Process.NoNewPrivileges = false
+	r, prog = build(t, Config{Spec: s, TrampolineFD: 9, SyncFD: 5})
+	if len(r.Trampoline.Filter) != 0 {
+		t.Error("the trampoline loads a filter the child loaded")
+	}
+	order(t, prog, "load the seccomp filter", "set uid", "exec sh (through the trampoline)")
+	if r, _ = build(t, Config{Spec: s}); r.Trampoline != nil {
+		t.Error("a trampoline without TrampolineFD")
+	}
 }
 
 func TestTimeOffsetsBeforeBecomingRoot(t *testing.T) {

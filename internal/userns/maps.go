@@ -36,6 +36,24 @@ func (r Range) Overlaps(o Range) bool {
 	return uint64(r.Start) < o.End() && uint64(o.Start) < r.End()
 }
 
+// ReadMapFile reads a process's /proc/PID/uid_map or gid_map.
+func ReadMapFile(file string) ([]specs.LinuxIDMapping, error) {
+	b, err := fileio.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var parts []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.Fields(line); len(f) == 3 {
+			parts = append(parts, strings.Join(f, ":"))
+		}
+	}
+	if len(parts) == 0 {
+		return nil, nil
+	}
+	return ParseMaps(strings.Join(parts, ","))
+}
+
 // ParseMaps reads "C:H:S[,C:H:S...]": container id C maps to host id H, for S
 // ids.
 func ParseMaps(s string) ([]specs.LinuxIDMapping, error) {
