@@ -119,6 +119,20 @@ func (c *creation) prepare(waitForStart bool) error {
 		}
 		return nil
 	}
+	// The root tree is attached over its own path, which must not be a
+	// symbolic link (the bundle's rootfs often is one).
+	if s.Root != nil && s.Root.Path != "" {
+		real, err := filepath.EvalSymlinks(s.Root.Path)
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("root.path %s: no such directory", s.Root.Path)
+		}
+		if err != nil {
+			return fmt.Errorf("root.path %s: %w", s.Root.Path, err)
+		}
+		rs, root := *s, *s.Root
+		root.Path, rs.Root = real, &root
+		s = &rs
+	}
 	c.fs, err = rootfs.PlanFor(s, rootfs.Context{
 		UserNS:     !c.ns.Is(specs.UserNamespace, namespaces.Share) || os.Geteuid() != 0,
 		OwnPID:     c.ns.Is(specs.PIDNamespace, namespaces.New),
@@ -289,7 +303,19 @@ func (c *creation) makeCgroup(mode CgroupMode) error {
 	if err != nil {
 		return err
 	}
-	if mode == CgroupWhenCheap && !layout.Unified() {
+	var res *specs.LinuxResources
+	if c.s.Linux != nil {
+		res = c.s.Linux.Resources
+	}
+	// Planned first: a limit the host cannot take creates nothing.
+	plan, err := cgroups.PlanResources(layout, res)
+	if err != nil {
+		return err
+	}
+	if res != nil {
+		plan.Devices = cgroups.DeviceRules(res.Devices, c.s.Linux.Devices)
+	}
+	if mode == CgroupWhenCheap && !layout.Unified() && !plan.HasLimits() {
 		return nil
 	}
 	path := "/nsbox/" + c.id
@@ -304,6 +330,12 @@ func (c *creation) makeCgroup(mode CgroupMode) error {
 		return err
 	}
 	c.undo = append(c.undo, func() { c.cgroup.Destroy() })
+	if err := c.cgroup.Set(plan); err != nil {
+		return err
+	}
+	for _, w := range plan.Warnings {
+		c.rt.warn(errors.New(w))
+	}
 	c.cgfd, err = c.cgroup.OpenV2()
 	return err
 }

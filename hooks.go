@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -70,30 +73,59 @@ func hookArgs(h specs.Hook) []string {
 }
 
 // runHostHooks runs the hooks of kind, in order, in the runtime's
-// namespaces, with state on their standard input.
+// namespaces, with state on their standard input. A failing poststart or
+// poststop hook does not stop the ones after it (runtime.md): their
+// errors are returned together, for a warning.
 func runHostHooks(s *specs.Spec, kind string, state []byte) error {
+	keepGoing := kind == hookPoststart || kind == hookPoststop
+	var errs []error
 	for i, h := range hooksOf(s, kind) {
-		ctx := context.Background()
-		cancel := func() {}
-		if d := hookTimeout(h); d > 0 {
-			ctx, cancel = context.WithTimeout(ctx, d)
-		}
-		cmd := exec.CommandContext(ctx, h.Path)
-		cmd.Args = hookArgs(h)
-		cmd.Env = h.Env
-		cmd.Stdin = bytes.NewReader(state)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		cancel()
-		if ctx.Err() == context.DeadlineExceeded {
-			return fmt.Errorf("%s hook %d (%s) timed out after %v", kind, i, h.Path, hookTimeout(h))
-		}
-		if err != nil {
-			return fmt.Errorf("%s hook %d (%s): %v: %s", kind, i, h.Path, err, strings.TrimSpace(out.String()))
+		if err := runHostHook(h, state); err != nil {
+			err = fmt.Errorf("%s hook %d (%s): %w", kind, i, h.Path, err)
+			if !keepGoing {
+				return err
+			}
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// runHostHook runs one hook in its own process group, which its timeout
+// kills whole: a hook's children must not outlive it, nor hold its output
+// open.
+func runHostHook(h specs.Hook, state []byte) error {
+	ctx := context.Background()
+	if d := hookTimeout(h); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, h.Path)
+	cmd.Args = hookArgs(h)
+	cmd.Env = h.Env
+	cmd.Stdin = bytes.NewReader(state)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
+	cmd.WaitDelay = time.Second // a child that left the group may hold the output
+	err := cmd.Run()
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("timed out after %v", hookTimeout(h))
+	}
+	return hookFailure(err, out.String())
+}
+
+// hookFailure is err with what the hook printed, if anything.
+func hookFailure(err error, output string) error {
+	if err == nil {
+		return nil
+	}
+	if o := strings.TrimSpace(output); o != "" {
+		return fmt.Errorf("%w: %s", err, o)
+	}
+	return err
 }
 
 // runBoxHooks runs the hooks of kind, in order, in the namespaces of the
@@ -127,24 +159,32 @@ func runBoxHooks(id string, s *specs.Spec, kind string, pid, pidfd int, state []
 		go func() { w.Write(state); w.Close() }()
 		done := make(chan struct{})
 		go func() { out.ReadFrom(or); close(done) }()
+		// The hook leads its own session in the box: a timeout kills its
+		// process group, children included.
 		var timer *time.Timer
-		timedOut := false
+		var timedOut atomic.Bool
 		if d := hookTimeout(h); d > 0 {
-			timer = time.AfterFunc(d, func() { timedOut = true; p.Signal(unix.SIGKILL) })
+			timer = time.AfterFunc(d, func() { timedOut.Store(true); unix.Kill(-p.Pid(), unix.SIGKILL) })
 		}
 		code, err := p.Wait()
 		if timer != nil {
 			timer.Stop()
 		}
-		<-done
+		if timedOut.Load() {
+			unix.Kill(-p.Pid(), unix.SIGKILL)
+		}
+		select {
+		case <-done:
+		case <-time.After(time.Second): // a child that left the group holds the output
+		}
 		or.Close()
 		switch {
-		case timedOut:
+		case timedOut.Load():
 			return fmt.Errorf("%s hook %d (%s) timed out after %v", kind, i, h.Path, hookTimeout(h))
 		case err != nil:
 			return fmt.Errorf("%s hook %d (%s): %w", kind, i, h.Path, err)
 		case code != 0:
-			return fmt.Errorf("%s hook %d (%s): exit status %d: %s", kind, i, h.Path, code, strings.TrimSpace(out.String()))
+			return fmt.Errorf("%s hook %d (%s): %w", kind, i, h.Path, hookFailure(fmt.Errorf("exit status %d", code), out.String()))
 		}
 	}
 	return nil
@@ -153,7 +193,14 @@ func runBoxHooks(id string, s *specs.Spec, kind string, pid, pidfd int, state []
 // warn reports a problem that does not stop the lifecycle (a failed
 // poststart or poststop hook).
 func (rt *Runtime) warn(err error) {
-	if err != nil && rt.Warnings != nil {
-		fmt.Fprintf(rt.Warnings, "nsbox: warning: %v\n", err)
+	if err == nil || rt.Warnings == nil {
+		return
 	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			rt.warn(e)
+		}
+		return
+	}
+	fmt.Fprintf(rt.Warnings, "nsbox: warning: %v\n", err)
 }

@@ -190,6 +190,11 @@ type opts struct {
 	env   []string
 	root  string // --root (default: the shared test state root)
 	dir   string // working directory of nsbox
+	// files captures the output through files instead of pipes: for verbs
+	// that leave a process holding nsbox's stdout and stderr (create, a
+	// detached run or exec), whose pipes would never reach their end.
+	files bool
+	extra []*os.File // descriptors 3, 4, ... of nsbox
 }
 
 // nsbox runs the binary with args and returns what it did. Every box it
@@ -223,11 +228,32 @@ func nsbox(t *testing.T, o opts, args ...string) result {
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var outFile, errFile *os.File
+	if o.files {
+		dir := t.TempDir()
+		var err1, err2 error
+		outFile, err1 = os.Create(filepath.Join(dir, "stdout"))
+		errFile, err2 = os.Create(filepath.Join(dir, "stderr"))
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		defer outFile.Close()
+		defer errFile.Close()
+		cmd.Stdout, cmd.Stderr = outFile, errFile
+	}
+	cmd.ExtraFiles = o.extra
 	if o.stdin != "" {
 		cmd.Stdin = strings.NewReader(o.stdin)
 	}
 	watchLeftovers(t)
 	err := cmd.Run()
+	if o.files {
+		// What nsbox wrote before it exited (its box may write on).
+		b1, _ := os.ReadFile(outFile.Name())
+		b2, _ := os.ReadFile(errFile.Name())
+		stdout.Write(b1)
+		stderr.Write(b2)
+	}
 	r := result{stdout: stdout.String(), stderr: stderr.String()}
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {

@@ -20,10 +20,9 @@ import (
 // Exit statuses of nsbox itself. The command's own status is passed through
 // unchanged, so nsbox's errors use the values podman uses.
 const (
-	exitError       = 125 // nsbox failed: bad input or set-up
-	exitCannotExec  = 126 // the command exists but cannot be executed
-	exitNotFound    = 127 // the command does not exist
-	exitUsageAsRunc = 1   // OCI verbs fail with 1, as runc does
+	exitError      = 125 // nsbox failed: bad input or set-up
+	exitCannotExec = 126 // the command exists but cannot be executed
+	exitNotFound   = 127 // the command does not exist
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -63,6 +62,8 @@ func init() {
 		{"resume", "thaw a paused box", cmdResume},
 		{"ps", "list the processes of a box", cmdPs},
 		{"exec", "run a process in a running box", cmdExec},
+		{"update", "change the resource limits of a box", cmdUpdate},
+		{"events", "print a box's statistics and OOM kills", cmdEvents},
 		{"spec", "write a template config.json for an OCI bundle", cmdSpec},
 		{"features", "print the runtime's features as JSON", cmdFeatures},
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -74,8 +75,54 @@ func (m *Manager) Create() error {
 				return err
 			}
 		}
+		if h.V2 {
+			if err := enableControllers(h.Mount, dir); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// enableControllers makes every controller available in the v2 tree at
+// mount reach dir: each ancestor enables in cgroup.subtree_control what it
+// has in cgroup.controllers.
+func enableControllers(mount, dir string) error {
+	rel, err := filepath.Rel(mount, filepath.Dir(dir))
+	if err != nil {
+		return err
+	}
+	cur := mount
+	parts := []string{}
+	if rel != "." {
+		parts = strings.Split(rel, string(filepath.Separator))
+	}
+	for i := 0; ; i++ {
+		have, err := fileio.ReadFile(filepath.Join(cur, "cgroup.controllers"))
+		if err != nil {
+			return fmt.Errorf("cgroup %s: %w", cur, err)
+		}
+		on, err := fileio.ReadFile(filepath.Join(cur, "cgroup.subtree_control"))
+		if err != nil {
+			return fmt.Errorf("cgroup %s: %w", cur, err)
+		}
+		var add []string
+		enabled := strings.Fields(string(on))
+		for _, c := range strings.Fields(string(have)) {
+			if !slices.Contains(enabled, c) {
+				add = append(add, "+"+c)
+			}
+		}
+		if len(add) > 0 {
+			if err := fileio.Write(filepath.Join(cur, "cgroup.subtree_control"), unix.O_WRONLY, 0, []byte(strings.Join(add, " "))); err != nil {
+				return fmt.Errorf("enable %s in cgroup %s: %w", strings.Join(add, " "), cur, err)
+			}
+		}
+		if i == len(parts) {
+			return nil
+		}
+		cur = filepath.Join(cur, parts[i])
+	}
 }
 
 // fillCpuset copies cpuset.cpus and cpuset.mems down from the closest

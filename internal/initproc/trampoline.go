@@ -30,8 +30,8 @@ import (
 //     the command runs, exactly as without a trampoline;
 //  3. loads the seccomp filter, when the filter is the last step;
 //  4. executes argv[0] with arguments argv[1:] and its environment;
-//  and on a failure reports MsgError(op, errno) on the sync socket and exits
-//  with ExitChildFailed.
+//     and on a failure reports MsgError(op, errno) on the sync socket and exits
+//     with ExitChildFailed.
 type Trampoline struct {
 	SyncFD int
 	// Op is the index of the exec step (ExecVia), for errors.
