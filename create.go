@@ -81,6 +81,9 @@ func (rt *Runtime) create(id string, s *specs.Spec, o Options, waitForStart bool
 func (c *creation) prepare(waitForStart bool) error {
 	s, o := c.s, c.o
 	var err error
+	if err := checkSupported(s); err != nil {
+		return err
+	}
 	if c.ns, err = namespaces.PlanFor(s); err != nil {
 		return err
 	}
@@ -325,7 +328,7 @@ func (c *creation) makeCgroup(mode CgroupMode) error {
 	if c.cgroup, err = cgroups.Resolve(layout, path); err != nil {
 		return fmt.Errorf("linux.cgroupsPath: %w", err)
 	}
-	if err := c.cgroup.Create(); err != nil {
+	if err := c.cgroup.Create(plan); err != nil {
 		c.cgroup.Destroy()
 		return err
 	}
@@ -440,5 +443,20 @@ func (rt *Runtime) Start(id string) error {
 		return err
 	}
 	rt.warn(runHostHooks(spec, hookPoststart, hookState(id, specs.StateRunning, st.Pid, st.Bundle, st.Annotations)))
+	return nil
+}
+
+// checkSupported refuses the parts of the spec nsbox does not implement,
+// rather than ignoring them.
+func checkSupported(s *specs.Spec) error {
+	if s.Linux == nil {
+		return nil
+	}
+	if s.Linux.IntelRdt != nil {
+		return errors.New("linux.intelRdt: Intel RDT is not supported by nsbox")
+	}
+	if len(s.Linux.NetDevices) > 0 {
+		return errors.New("linux.netDevices: moving host network devices into a box is not supported by nsbox yet")
+	}
 	return nil
 }

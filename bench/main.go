@@ -3,28 +3,42 @@
 // (one of each tool per round, in rotating order) so that drift on a shared
 // machine affects every tool alike, and the report gives ratios.
 //
-//	go run ./bench [-n 200] [-only run] [-nsbox PATH]
+// The suites: "run" (nsbox run against bwrap and unshare) and the OCI
+// suites "oci-run", "oci-lifecycle" and "oci-exec" (nsbox against runc and
+// crun on one bundle, see oci.go).
+//
+//	go run ./bench [-n 200] [-only run|oci] [-nsbox PATH]
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nsbox/nsbox/internal/testenv"
 )
 
-// tool is one command line to time.
+// tool is one command line to time. In argv and in the pre and post steps,
+// the word idWord stands for a container id that is new each run.
 type tool struct {
 	name string
 	argv []string
 	env  []string
+	// pre and post run, untimed, before and after each run of argv: to
+	// bring a container to the state the timed command needs, and to
+	// remove it afterwards.
+	pre, post []step
 	// times of each run, and the peak resident set size (kB) over the
 	// RSS runs
 	times []time.Duration
@@ -37,8 +51,10 @@ type suite struct {
 	about  string
 	tools  []*tool
 	ratios [][2]string // numerator, denominator tool names
-	setup  func() error
-	clean  func()
+	// setup runs before the first run; clean runs after the last, and also
+	// when setup or a run failed, so it must undo only what was done.
+	setup func() error
+	clean func() error
 }
 
 func main() {
@@ -52,7 +68,9 @@ func main() {
 	if os.Geteuid() != 0 {
 		fatalf("bench compares runtimes as root; run it as root")
 	}
-	// Under /run: nsbox keeps its state on tmpfs by default (/run/nsbox).
+	reexecInMountNamespace()
+	// Under /run, where nsbox keeps its state by default (/run/nsbox): a
+	// tmpfs on most hosts, but not on every machine (ext4 on the build VMs).
 	work, err := os.MkdirTemp("/run", "nsbox-bench-")
 	if err != nil {
 		fatalf("%v", err)
@@ -65,11 +83,13 @@ func main() {
 		build.Stdout, build.Stderr = os.Stdout, os.Stderr
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if err := build.Run(); err != nil {
+			os.RemoveAll(work)
 			fatalf("build nsbox: %v", err)
 		}
 	}
 	rootfs, err := testenv.BusyboxRootfs(filepath.Join(work, "rootfs"))
 	if err != nil {
+		os.RemoveAll(work)
 		fatalf("rootfs: %v", err)
 	}
 	env := environment{work: work, nsbox: bin, rootfs: rootfs}
@@ -97,19 +117,80 @@ func main() {
 		}
 		all, *only = []suite{adhoc}, ""
 	}
+	// On SIGINT, SIGTERM or SIGPIPE (output to `head`), stop after the
+	// current run, so that the suite's clean still removes what it made.
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
+	defer stop()
 	failed := false
 	for _, s := range all {
+		if ctx.Err() != nil {
+			break
+		}
 		if *only != "" && !strings.Contains(s.name, *only) {
 			continue
 		}
-		if err := runSuite(s, *n, *warm); err != nil {
+		if err := runSuite(ctx, s, *n, *warm); err != nil {
 			fmt.Fprintf(os.Stderr, "bench %s: %v\n", s.name, err)
 			failed = true
 		}
 	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "bench: stopped by a signal")
+		failed = true
+	}
 	if failed {
+		os.RemoveAll(work)
 		os.Exit(1)
 	}
+}
+
+// stopSignals end the bench early, but only between runs.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE}
+
+// mntnsEnv marks the copy of the bench that runs in its own mount namespace.
+const mntnsEnv = "NSBOX_BENCH_MNTNS"
+
+// ownMountNamespace is true in that copy, once checked.
+var ownMountNamespace bool
+
+// reexecInMountNamespace runs this program again in a new mount namespace
+// (private: Go makes / rprivate in it) and exits with its status; in that
+// copy it returns. The OCI suites change the cgroup mounts for crun
+// (hideHybridCgroup2): there, the rest of the machine is not affected, and
+// the change goes away with the bench even if the bench is killed.
+func reexecInMountNamespace() {
+	if os.Getenv(mntnsEnv) != "" {
+		os.Unsetenv(mntnsEnv)
+		self, err1 := os.Readlink("/proc/self/ns/mnt")
+		parent, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid()))
+		ownMountNamespace = err1 == nil && err2 == nil && self != parent
+		return
+	}
+	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Env = append(os.Environ(), mntnsEnv+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	// Stop signals go on to the copy, which stops after its current run
+	// and cleans up.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, stopSignals...)
+	if err := cmd.Start(); err != nil {
+		fatalf("run in a new mount namespace: %v", err)
+	}
+	go func() {
+		for sig := range sigs {
+			cmd.Process.Signal(sig)
+		}
+	}()
+	if err := cmd.Wait(); err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() > 0 {
+			os.Exit(exit.ExitCode())
+		}
+		fatalf("%v", err)
+	}
+	os.Exit(0)
 }
 
 // commandList collects repeated -compare flags.
@@ -123,7 +204,7 @@ type environment struct {
 }
 
 func suites(e environment) []suite {
-	return []suite{
+	return append([]suite{
 		{
 			name:  "run",
 			about: "/bin/true in a busybox rootfs, new mnt+pid+net+ipc+uts (+user, +cgroup) namespaces",
@@ -135,10 +216,10 @@ func suites(e environment) []suite {
 			},
 			ratios: [][2]string{{"nsbox", "bwrap"}, {"nsbox", "unshare"}},
 		},
-	}
+	}, ociSuites(e)...)
 }
 
-func runSuite(s suite, n, warm int) error {
+func runSuite(ctx context.Context, s suite, n, warm int) (err error) {
 	for _, t := range s.tools {
 		if _, err := exec.LookPath("/usr/bin/time"); err != nil {
 			return fmt.Errorf("/usr/bin/time not found (apt-get install time)")
@@ -147,18 +228,25 @@ func runSuite(s suite, n, warm int) error {
 			return fmt.Errorf("%s: %v (install it: the comparison must not be skipped)", t.name, err)
 		}
 	}
+	if s.clean != nil {
+		defer func() {
+			if cerr := s.clean(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("clean: %w", cerr))
+			}
+		}()
+	}
 	if s.setup != nil {
 		if err := s.setup(); err != nil {
-			return err
+			return fmt.Errorf("setup: %w", err)
 		}
-	}
-	if s.clean != nil {
-		defer s.clean()
 	}
 	for i := 0; i < warm+n; i++ {
 		for j := range s.tools {
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted")
+			}
 			t := s.tools[(i+j)%len(s.tools)]
-			d, err := runOnce(t.argv, t.env)
+			d, err := runOnce(t)
 			if err != nil {
 				return fmt.Errorf("%s: %v", t.name, err)
 			}
@@ -171,7 +259,7 @@ func runSuite(s suite, n, warm int) error {
 	// reports for a child forked from this (Go, larger) process includes the
 	// pages it had before its exec.
 	for _, t := range s.tools {
-		for i := 0; i < 10; i++ {
+		for i := 0; i < 10 && ctx.Err() == nil; i++ {
 			rss, err := peakRSS(t)
 			if err != nil {
 				return fmt.Errorf("%s: %v", t.name, err)
@@ -179,46 +267,141 @@ func runSuite(s suite, n, warm int) error {
 			t.rss = max(t.rss, rss)
 		}
 	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted")
+	}
 	report(s)
 	return nil
 }
 
-// runOnce runs argv and returns its wall time.
-func runOnce(argv, env []string) (time.Duration, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("%v: %s", err, out.String())
+// step is an untimed part of a run, given the run's container id.
+type step func(id string) error
+
+// command is the step that runs argv (with idWord replaced).
+func command(argv ...string) step {
+	return func(id string) error {
+		_, err := runCommand(withID(argv, id), nil, nil)
+		return err
 	}
-	return time.Since(start), nil
 }
 
-// peakRSS runs t under /usr/bin/time and returns its maximum resident set
-// size in kB.
+// runOnce runs t once and returns the wall time of its timed command.
+func runOnce(t *tool) (time.Duration, error) {
+	var d time.Duration
+	err := t.once(func(argv []string) error {
+		var err error
+		d, err = runCommand(argv, t.env, nil)
+		return err
+	})
+	return d, err
+}
+
+// peakRSS runs t once, its timed command under /usr/bin/time, and returns
+// that command's maximum resident set size in kB.
 func peakRSS(t *tool) (int64, error) {
-	cmd := exec.Command("/usr/bin/time", append([]string{"-f", "rss=%M"}, t.argv...)...)
-	cmd.Env = append(os.Environ(), t.env...)
-	out, err := cmd.CombinedOutput()
+	var rss int64
+	err := t.once(func(argv []string) error {
+		var out []byte
+		_, err := runCommand(append([]string{"/usr/bin/time", "-f", "rss=%M"}, argv...), t.env, &out)
+		if err != nil {
+			return err
+		}
+		i := strings.LastIndex(string(out), "rss=")
+		if i < 0 {
+			return fmt.Errorf("no rss in %q", out)
+		}
+		rss, err = strconv.ParseInt(strings.TrimSpace(string(out[i+4:])), 10, 64)
+		return err
+	})
+	return rss, err
+}
+
+// once runs t's pre steps, then its command through timed, then its post
+// steps, all with a new container id.
+func (t *tool) once(timed func(argv []string) error) error {
+	id := newID()
+	for _, s := range t.pre {
+		if err := s(id); err != nil {
+			return err
+		}
+	}
+	if err := timed(withID(t.argv, id)); err != nil {
+		return err
+	}
+	for _, s := range t.post {
+		if err := s(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// idWord, in a tool's command lines, stands for a new container id.
+const idWord = "{id}"
+
+var ids int
+
+// newID returns a container id that no other run of this process has
+// used. The prefix (idPrefix) tells what this process made from what other
+// people's tests make at the same time.
+func newID() string {
+	ids++
+	return idPrefix() + strconv.Itoa(ids)
+}
+
+func idPrefix() string { return "nsbox-bench-" + strconv.Itoa(os.Getpid()) + "-" }
+
+// withID returns argv with the word idWord replaced by id.
+func withID(argv []string, id string) []string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		if a == idWord {
+			a = id
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// runCommand runs argv and returns its wall time; when out is not nil, it
+// receives what the command printed. Output goes to a file, not a pipe:
+// the process that `create` or `run --detach` leaves behind inherits it,
+// and a pipe would keep the wait open until that process ends.
+func runCommand(argv, env []string, out *[]byte) (time.Duration, error) {
+	f, err := os.CreateTemp("", "nsbox-bench-out-")
 	if err != nil {
-		return 0, fmt.Errorf("%v: %s", err, out)
+		return 0, err
 	}
-	i := strings.LastIndex(string(out), "rss=")
-	if i < 0 {
-		return 0, fmt.Errorf("no rss in %q", out)
+	os.Remove(f.Name())
+	defer f.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	start := time.Now()
+	err = cmd.Run()
+	d := time.Since(start)
+	_, rerr := f.Seek(0, io.SeekStart)
+	b, _ := io.ReadAll(f)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, b)
 	}
-	return strconv.ParseInt(strings.TrimSpace(string(out[i+4:])), 10, 64)
+	if out != nil {
+		*out = b
+	}
+	return d, rerr
 }
 
 func report(s suite) {
 	fmt.Printf("\n== %s: %s (%d runs each, interleaved)\n", s.name, s.about, len(s.tools[0].times))
-	fmt.Printf("%-10s %10s %10s %10s %10s %12s\n", "tool", "mean", "min", "median", "p90", "peak RSS")
+	w := 10
+	for _, t := range s.tools {
+		w = max(w, len(t.name))
+	}
+	fmt.Printf("%-*s %10s %10s %10s %10s %12s\n", w, "tool", "mean", "min", "median", "p90", "peak RSS")
 	byName := map[string]*tool{}
 	for _, t := range s.tools {
 		byName[t.name] = t
-		fmt.Printf("%-10s %10s %10s %10s %10s %9d kB\n", t.name, ms(mean(t.times)), ms(pct(t.times, 0)),
+		fmt.Printf("%-*s %10s %10s %10s %10s %9d kB\n", w, t.name, ms(mean(t.times)), ms(pct(t.times, 0)),
 			ms(pct(t.times, 50)), ms(pct(t.times, 90)), t.rss)
 	}
 	for _, r := range s.ratios {

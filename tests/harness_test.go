@@ -83,6 +83,7 @@ func setup() (int, error) {
 		return 0, err
 	}
 	stateRoot = filepath.Join(work, "state")
+	recordCgroups()
 	if os.Geteuid() == 0 {
 		if err := addUser(userFull, true); err != nil {
 			return 0, err
@@ -94,7 +95,46 @@ func setup() (int, error) {
 	return 0, nil
 }
 
+// clientCgroups are the parent cgroups podman and containerd give the
+// boxes they start (the runtime creates them); removed at the end unless
+// they were there before.
+var clientCgroups = []string{"libpod_parent", "default"}
+
+// preexisting records which of clientCgroups existed before the run.
+var preexisting = map[string]bool{}
+
+func recordCgroups() {
+	for _, name := range clientCgroups {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
+		preexisting[name] = len(dirs) > 0
+	}
+}
+
+// removeClientCgroups removes the parent cgroups the clients' boxes left,
+// children first, if they hold no process.
+func removeClientCgroups() {
+	for _, name := range clientCgroups {
+		if preexisting[name] {
+			continue
+		}
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
+		for _, d := range dirs {
+			var all []string
+			filepath.WalkDir(d, func(p string, e os.DirEntry, err error) error {
+				if err == nil && e.IsDir() {
+					all = append(all, p)
+				}
+				return nil
+			})
+			for i := len(all) - 1; i >= 0; i-- {
+				syscall.Rmdir(all[i])
+			}
+		}
+	}
+}
+
 func teardown() {
+	defer removeClientCgroups()
 	if pm.dir != "" {
 		c := pm.cmd("system", "reset", "--force")
 		c.Run()

@@ -62,8 +62,10 @@ func (m *Manager) Dir(h *Hierarchy) string {
 
 // Create makes the box's directory in every hierarchy. On v1, cpuset
 // directories get their parent's cpus and mems, without which they cannot
-// hold a process.
-func (m *Manager) Create() error {
+// hold a process. On a pure v2 host every available controller is enabled
+// down to the box; on a hybrid one only those plan p uses in the v2 tree,
+// since a controller enabled there can no longer be mounted as v1.
+func (m *Manager) Create(p *Plan) error {
 	for i := range m.Layout.Hierarchies {
 		h := &m.Layout.Hierarchies[i]
 		dir := m.Dir(h)
@@ -76,7 +78,14 @@ func (m *Manager) Create() error {
 			}
 		}
 		if h.V2 {
-			if err := enableControllers(h.Mount, dir); err != nil {
+			var only []string
+			if !m.Layout.Unified() {
+				only = p.controllersIn(m.Layout, h)
+				if len(only) == 0 {
+					continue
+				}
+			}
+			if err := enableControllers(h.Mount, dir, only); err != nil {
 				return err
 			}
 		}
@@ -84,10 +93,10 @@ func (m *Manager) Create() error {
 	return nil
 }
 
-// enableControllers makes every controller available in the v2 tree at
-// mount reach dir: each ancestor enables in cgroup.subtree_control what it
-// has in cgroup.controllers.
-func enableControllers(mount, dir string) error {
+// enableControllers makes the controllers available in the v2 tree at
+// mount (only those named in only, if any) reach dir: each ancestor
+// enables them in cgroup.subtree_control.
+func enableControllers(mount, dir string, only []string) error {
 	rel, err := filepath.Rel(mount, filepath.Dir(dir))
 	if err != nil {
 		return err
@@ -109,7 +118,7 @@ func enableControllers(mount, dir string) error {
 		var add []string
 		enabled := strings.Fields(string(on))
 		for _, c := range strings.Fields(string(have)) {
-			if !slices.Contains(enabled, c) {
+			if !slices.Contains(enabled, c) && (only == nil || slices.Contains(only, c)) {
 				add = append(add, "+"+c)
 			}
 		}
@@ -154,6 +163,24 @@ func fillCpuset(mount, dir string) error {
 		}
 	}
 	return nil
+}
+
+// controllersIn lists the controllers of p's settings served by h.
+func (p *Plan) controllersIn(l *Layout, h *Hierarchy) []string {
+	var out []string
+	if p == nil {
+		return nil
+	}
+	for _, s := range p.Settings {
+		c := s.Controller
+		if c == "unified" {
+			c, _, _ = strings.Cut(s.File, ".")
+		}
+		if f := l.Find(c); f != nil && f.Mount == h.Mount && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Apply moves process pid into the box's cgroup in every hierarchy.

@@ -251,7 +251,7 @@ func planCPU(l *Layout, r *specs.LinuxResources, p *Plan) error {
 
 // checkList checks a cpu or memory node list such as "0-3,5".
 func checkList(s string) error {
-	if _, err := parseCPUList([]byte(s)); err != nil {
+	if _, err := ParseList([]byte(s)); err != nil {
 		return fmt.Errorf("%q is not a list like 0-3,5", s)
 	}
 	return nil

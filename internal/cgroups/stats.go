@@ -290,7 +290,7 @@ func readCPUSet(r *statReader, s *Stats) {
 	c := &s.CPUSet
 	list := func(dst *[]uint16, names ...string) {
 		for _, n := range names {
-			if readInto(r, n, dst, parseCPUList) {
+			if readInto(r, n, dst, ParseList) {
 				return
 			}
 		}

@@ -128,9 +128,9 @@ func TestParseCPUList(t *testing.T) {
 		{"a", nil, true},
 		{"0-", nil, true},
 	} {
-		got, err := parseCPUList([]byte(tc.in))
+		got, err := ParseList([]byte(tc.in))
 		if (err != nil) != tc.bad || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("parseCPUList(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.bad)
+			t.Errorf("ParseList(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.bad)
 		}
 	}
 }
@@ -415,7 +415,7 @@ func newTestBox(t *testing.T, name string) *Manager {
 			t.Errorf("remove test cgroup: %v", err)
 		}
 	})
-	if err := m.Create(); err != nil {
+	if err := m.Create(nil); err != nil {
 		t.Fatal(err)
 	}
 	return m

@@ -121,8 +121,9 @@ func parseDeviceValue(dev, op, value string) (BlkioEntry, error) {
 	return BlkioEntry{Major: a, Minor: b, Op: op, Value: v}, nil
 }
 
-// parseCPUList parses the kernel's list format ("0-3,8,10-11").
-func parseCPUList(b []byte) ([]uint16, error) {
+// ParseList parses the kernel's list format of cpus and memory nodes
+// ("0-3,8,10-11").
+func ParseList(b []byte) ([]uint16, error) {
 	var out []uint16
 	s := strings.TrimSpace(string(b))
 	if s == "" {

@@ -311,6 +311,9 @@ func processStage(b *initproc.Builder, c Config, forked bool) (*initproc.Trampol
 	if c.SessionKeyring != "" {
 		sessionKeyring(b, c.SessionKeyring)
 	}
+	if err := scheduling(b, c.Spec); err != nil {
+		return nil, err
+	}
 	if p.OOMScoreAdj != nil {
 		v := fmt.Sprint(*p.OOMScoreAdj)
 		f := b.Call("open oom_score_adj", unix.SYS_OPENAT, initproc.Imm(unix.AT_FDCWD), b.Str("/proc/self/oom_score_adj"), imm(unix.O_WRONLY|unix.O_CLOEXEC)).Out()
@@ -419,6 +422,11 @@ func processStage(b *initproc.Builder, c Config, forked bool) (*initproc.Trampol
 	} else if c.StartHooks {
 		b.CheckExec("find "+p.Args[0]+" in the box", paths)
 		b.Sync("run the startContainer hooks", initproc.MsgStartHooks, 0, false)
+	}
+	if a := p.ExecCPUAffinity; a != nil && a.Final != "" {
+		if err := affinity(b, "process.execCPUAffinity.final", a.Final); err != nil {
+			return nil, err
+		}
 	}
 	if c.TrampolineFD > 0 {
 		b.Call("keep the sync socket open for the trampoline", unix.SYS_FCNTL, imm(uintptr(c.SyncFD)), imm(unix.F_SETFD), imm(0))

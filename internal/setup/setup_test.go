@@ -184,3 +184,30 @@ func TestPlacementComesBeforeTheCgroupNamespace(t *testing.T) {
 	}
 	order(t, prog, "wait for the parent", "create a cgroup namespace", "exec sh")
 }
+
+func TestSchedulingSteps(t *testing.T) {
+	s := spec()
+	s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedBatch, Nice: 5, Flags: []specs.LinuxSchedulerFlag{specs.SchedFlagResetOnFork}}
+	s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_IDLE, Priority: 7}
+	s.Process.ExecCPUAffinity = &specs.CPUAffinity{Initial: "0-1", Final: "1"}
+	s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: specs.MpolBind, Nodes: "0"}
+	_, prog := build(t, Config{Spec: s})
+	order(t, prog, "set the cpu affinity 0-1", "set the I/O priority IOPRIO_CLASS_IDLE 7", "set the scheduling policy SCHED_BATCH",
+		"set the memory policy MPOL_BIND on nodes 0", "set capabilities", "set the cpu affinity 1", "exec sh")
+	for _, bad := range []func(*specs.Spec){
+		func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{Policy: "SCHED_ISO"} },
+		func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedOther, Nice: 40} },
+		func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedOther, Flags: []specs.LinuxSchedulerFlag{"X"}} },
+		func(s *specs.Spec) { s.Process.IOPriority = &specs.LinuxIOPriority{Class: "IOPRIO_CLASS_X"} },
+		func(s *specs.Spec) { s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 8} },
+		func(s *specs.Spec) { s.Process.ExecCPUAffinity = &specs.CPUAffinity{Final: "3-1"} },
+		func(s *specs.Spec) { s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: specs.MpolBind} },
+		func(s *specs.Spec) { s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: "MPOL_X"} },
+	} {
+		s := spec()
+		bad(s)
+		if _, err := Build(Config{Spec: s}); err == nil {
+			t.Errorf("accepted %+v %+v", s.Process, s.Linux.MemoryPolicy)
+		}
+	}
+}

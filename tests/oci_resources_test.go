@@ -1,0 +1,131 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// TestOCIResourcesAndUpdate: linux.resources are in force from inside the
+// box (its cgroup namespace shows its own cgroup), `update` changes them
+// live and records them, and a value the kernel refuses changes nothing.
+func TestOCIResourcesAndUpdate(t *testing.T) {
+	requireRoot(t)
+	watchLeftovers(t)
+	limit, pids := int64(64<<20), int64(20)
+	quota, period := int64(50000), uint64(100000)
+	b := newBundle(t, []string{"sleep", "1000"}, func(s *specs.Spec) {
+		s.Linux.Resources = &specs.LinuxResources{
+			Memory: &specs.LinuxMemory{Limit: &limit},
+			Pids:   &specs.LinuxPids{Limit: &pids},
+			CPU:    &specs.LinuxCPU{Quota: &quota, Period: &period},
+		}
+	})
+	id := boxID("res")
+	ociCreate(t, opts{}, id, b)
+	ok(t, opts{}, "start", id)
+	look := func() string {
+		return ok(t, opts{}, "exec", id, "sh", "-c",
+			"cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+	}
+	if got := look(); got != "67108864\n20\n50000\n" {
+		t.Fatalf("limits seen in the box: %q", got)
+	}
+	ok(t, opts{}, "update", "--memory", "32m", "--pids-limit", "9", "--cpu-quota", "20000", id)
+	if got := look(); got != "33554432\n9\n20000\n" {
+		t.Fatalf("limits after update: %q", got)
+	}
+	// From a file, and recorded in the box's config.
+	file := filepath.Join(t.TempDir(), "r.json")
+	os.WriteFile(file, []byte(`{"pids":{"limit":11}}`), 0o644)
+	ok(t, opts{}, "update", "-r", file, id)
+	if got := look(); !strings.Contains(got, "\n11\n") {
+		t.Fatalf("limits after update -r: %q", got)
+	}
+	// Refused values change nothing: one by nsbox, one by the kernel
+	// (after a value that was written first and must be put back).
+	wantError(t, "update with swap below memory", nsbox(t, opts{}, "update", "--memory", "64m", "--memory-swap", "32m", id), "memory.swap")
+	wantError(t, "update to a cpu the host lacks", nsbox(t, opts{}, "update", "--pids-limit", "3", "--cpuset-cpus", "63", id), "cpu.cpus")
+	wantError(t, "update of an unknown box", nsbox(t, opts{}, "update", "--memory", "1m", "no-such-box"), "no-such-box")
+	if got := look(); got != "33554432\n11\n20000\n" {
+		t.Fatalf("limits after refused updates: %q", got)
+	}
+	// A fork over pids.max fails in the box.
+	ok(t, opts{}, "update", "--pids-limit", "4", id)
+	r := nsbox(t, opts{}, "exec", id, "sh", "-c", "for i in 1 2 3 4 5 6; do sleep 5 & done; wait")
+	if !strings.Contains(r.stderr, "fork") && !strings.Contains(r.stderr, "Resource temporarily unavailable") {
+		t.Errorf("six forks under pids.max 4: %s", r)
+	}
+}
+
+// TestOCIEvents: events --stats prints runc's JSON; the stream reports an
+// OOM kill and ends when the box stops.
+func TestOCIEvents(t *testing.T) {
+	requireRoot(t)
+	watchLeftovers(t)
+	limit := int64(16 << 20)
+	b := newBundle(t, []string{"sh", "-c", `sleep 1; head -c 100000000 /dev/zero | tr "\0" a | (x=$(cat)); sleep 1`}, func(s *specs.Spec) {
+		s.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit, Swap: &limit}}
+	})
+	id := boxID("ev")
+	ociCreate(t, opts{}, id, b)
+	out := ok(t, opts{}, "events", "--stats", id)
+	var ev struct {
+		Type string
+		ID   string
+		Data struct {
+			Memory struct{ Usage struct{ Limit, Usage uint64 } }
+			Pids   struct{ Current uint64 }
+			CPU    struct{ Usage struct{ Total uint64 } }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &ev); err != nil {
+		t.Fatalf("events --stats: %v: %q", err, out)
+	}
+	if ev.Type != "stats" || ev.ID != id || ev.Data.Memory.Usage.Limit != uint64(limit) || ev.Data.Pids.Current < 1 {
+		t.Fatalf("events --stats: %+v", ev)
+	}
+	ok(t, opts{}, "start", id)
+	done := make(chan result, 1)
+	go func() { done <- nsbox(t, opts{}, "events", "--interval", "200ms", id) }()
+	select {
+	case r := <-done:
+		if !strings.Contains(r.stdout, `"type":"oom"`) || !strings.Contains(r.stdout, `"type":"stats"`) {
+			t.Fatalf("events stream lacks an oom or stats event: %s", r)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("events did not end when the box stopped")
+	}
+}
+
+// TestOCIProcessScheduling: process.scheduler, ioPriority, execCPUAffinity
+// and linux.memoryPolicy as the box's command sees them; intelRdt refused.
+func TestOCIProcessScheduling(t *testing.T) {
+	requireRoot(t)
+	watchLeftovers(t)
+	b := newBundle(t, []string{"sh", "-c", `set -- $(cat /proc/self/stat); echo policy=${41} nice=${19}; ionice; grep Cpus_allowed_list /proc/self/status; grep -c bind:0 /proc/self/numa_maps`},
+		func(s *specs.Spec) {
+			s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedBatch, Nice: 7}
+			s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 6}
+			s.Process.ExecCPUAffinity = &specs.CPUAffinity{Final: "0"}
+			s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: specs.MpolBind, Nodes: "0"}
+		})
+	r := ociRun(t, opts{}, boxID("sched"), b)
+	for _, want := range []string{"policy=3 nice=7", "best-effort: prio 6", "Cpus_allowed_list:\t0\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("box lacks %q: %s", want, r)
+		}
+	}
+	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) < 4 || lines[len(lines)-1] == "0" {
+		t.Errorf("no bind:0 memory policy in numa_maps: %s", r)
+	}
+	b = newBundle(t, []string{"true"}, func(s *specs.Spec) { s.Linux.IntelRdt = &specs.LinuxIntelRdt{ClosID: "x"} })
+	id := boxID("rdt")
+	wantError(t, "intelRdt", ociRun(t, opts{}, id, b), "linux.intelRdt")
+	noCgroup(t, id)
+}
