@@ -175,8 +175,8 @@ func (rt *Runtime) allocator() *userns.Allocator {
 func checkBindSources(fs *rootfs.Plan) error {
 	for i := range fs.Mounts {
 		m := &fs.Mounts[i]
-		if m.Kind != rootfs.Bind {
-			continue
+		if m.Kind != rootfs.Bind || m.Cgroups {
+			continue // the box's cgroups are being made meanwhile
 		}
 		fi, err := os.Stat(m.Source)
 		if err != nil {

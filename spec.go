@@ -13,6 +13,7 @@ import (
 
 	"github.com/nsbox/nsbox/internal/caps"
 	"github.com/nsbox/nsbox/internal/namespaces"
+	"github.com/nsbox/nsbox/internal/specjson"
 	"github.com/nsbox/nsbox/internal/userns"
 )
 
@@ -293,7 +294,7 @@ func WithTerminal(s *specs.Spec) error {
 // guess about: a major version other than 1, and unknown fields' types.
 func ParseSpec(b []byte) (*specs.Spec, error) {
 	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
+	if err := specjson.Unmarshal(b, &s); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return nil, fmt.Errorf("field %s: want %s, got JSON %s", te.Field, te.Type, te.Value)
@@ -319,7 +320,7 @@ func ParseSpec(b []byte) (*specs.Spec, error) {
 // ParseProcess decodes an OCI process JSON (as given to exec --process).
 func ParseProcess(b []byte) (*specs.Process, error) {
 	var p specs.Process
-	if err := json.Unmarshal(b, &p); err != nil {
+	if err := specjson.Unmarshal(b, &p); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return nil, fmt.Errorf("field %s: want %s, got JSON %s", te.Field, te.Type, te.Value)

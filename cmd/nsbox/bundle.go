@@ -10,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/nsbox/nsbox"
+	"github.com/nsbox/nsbox/internal/fileio"
 )
 
 // loadBundle reads DIR/config.json, with root.path made absolute.
@@ -18,7 +19,7 @@ func loadBundle(dir string) (*specs.Spec, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	b, err := os.ReadFile(filepath.Join(abs, "config.json"))
+	b, err := fileio.ReadFile(filepath.Join(abs, "config.json"))
 	if err != nil {
 		return nil, abs, err
 	}

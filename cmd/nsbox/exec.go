@@ -12,6 +12,7 @@ import (
 
 	"github.com/nsbox/nsbox"
 	"github.com/nsbox/nsbox/internal/caps"
+	"github.com/nsbox/nsbox/internal/fileio"
 )
 
 type execFlags struct {
@@ -128,7 +129,7 @@ func (f *execFlags) process(rt *nsbox.Runtime, id string, cmd []string) (*specs.
 		if len(cmd) > 0 {
 			return nil, &usageError{"give the command either in --process or after the id, not both"}
 		}
-		b, err := os.ReadFile(f.processFile)
+		b, err := fileio.ReadFile(f.processFile)
 		if err != nil {
 			return nil, fmt.Errorf("--process: %w", err)
 		}

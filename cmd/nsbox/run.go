@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox"
+	"github.com/nsbox/nsbox/internal/fileio"
 	"github.com/nsbox/nsbox/internal/namespaces"
 	"github.com/nsbox/nsbox/internal/userns"
 )
@@ -443,7 +444,7 @@ func startFailed(g *global, err error) int {
 
 func writePidFile(path string, pid int) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+	if err := fileio.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
 		return fmt.Errorf("--pid-file: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

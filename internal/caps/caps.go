@@ -4,13 +4,13 @@ package caps
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
 
+	"github.com/nsbox/nsbox/internal/fileio"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -71,7 +71,7 @@ func All() []string {
 
 // LastCap is the highest capability number of the running kernel.
 var LastCap = sync.OnceValue(func() int {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	b, err := fileio.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err == nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 			return n

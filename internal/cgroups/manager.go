@@ -69,8 +69,11 @@ func (m *Manager) Create(p *Plan) error {
 	for i := range m.Layout.Hierarchies {
 		h := &m.Layout.Hierarchies[i]
 		dir := m.Dir(h)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create cgroup %s: %w", dir, err)
+		// Usually the parent exists: one mkdir(2), not MkdirAll's stats.
+		if err := unix.Mkdir(dir, 0o755); err != nil && err != unix.EEXIST {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("create cgroup %s: %w", dir, err)
+			}
 		}
 		if !h.V2 && h.Has("cpuset") {
 			if err := fillCpuset(h.Mount, dir); err != nil {
@@ -358,6 +361,10 @@ func (m *Manager) Destroy() error {
 
 // removeTree removes cgroup directory dir, children first.
 func removeTree(dir string) error {
+	// Usually it has no children: try that first.
+	if err := unix.Rmdir(dir); err == nil || err == unix.ENOENT {
+		return nil
+	}
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

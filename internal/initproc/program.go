@@ -155,8 +155,24 @@ func R(r Reg) Arg { return Arg{r: r} }
 // Builder assembles a Program. Its methods describe system calls; none of them
 // touch the kernel.
 type Builder struct {
-	p    *Program
-	used uint32 // bit i set: register i is in use
+	p       *Program
+	used    uint32 // bit i set: register i is in use
+	pending func()
+}
+
+// Before defers steps: f appends them right before the next step that
+// forks, executes or waits for the parent's reply (whose reply must not be
+// taken for something else), or at Flush — whichever comes first. It lets
+// the child get on with its work while the parent does something the
+// child needs only later.
+func (b *Builder) Before(f func()) { b.pending = f }
+
+// Flush appends the deferred steps now, if they are still pending.
+func (b *Builder) Flush() {
+	if f := b.pending; f != nil {
+		b.pending = nil
+		f()
+	}
 }
 
 // NewBuilder starts a Program whose child reports to the parent on syncFD.
@@ -168,7 +184,10 @@ func NewBuilder(syncFD int) *Builder {
 }
 
 // Program returns the assembled program.
-func (b *Builder) Program() *Program { return b.p }
+func (b *Builder) Program() *Program {
+	b.Flush()
+	return b.p
+}
 
 // Str returns an argument pointing at a NUL-terminated copy of s.
 func (b *Builder) Str(s string) Arg {
@@ -296,6 +315,7 @@ func (b *Builder) Close(r Reg) {
 // for its reply. When the parent passes a file descriptor, it lands in the
 // returned register (0 when wantFD is false).
 func (b *Builder) Sync(what string, msg MsgKind, val int, wantFD bool) Reg {
+	b.Flush()
 	op := Op{kind: kindSync, what: what}
 	op.args[0], op.args[1] = uintptr(msg), uintptr(val)
 	if wantFD {
@@ -325,6 +345,7 @@ func (b *Builder) Send(what string, msg MsgKind, val, fd Reg) {
 // (MsgPid) and exits. Use it after entering a pid namespace with
 // setns/unshare, which only affects children.
 func (b *Builder) ForkPID1(what string) {
+	b.Flush()
 	b.add(Op{kind: kindForkPID1, what: what})
 }
 
@@ -332,6 +353,7 @@ func (b *Builder) ForkPID1(what string) {
 // The current process stores the command's pid in the returned register and
 // continues at the step given later with SetInitStart.
 func (b *Builder) ForkInit(what string) (pid Reg, step int) {
+	b.Flush()
 	if b.p.initOut != 0 {
 		panic("initproc: one ForkInit per program")
 	}
@@ -360,6 +382,7 @@ func (b *Builder) InitLoop(what string, cmd Reg, sfd Arg) {
 // Exec executes argv with environment env, trying each candidate path in turn
 // as execvp(3) does. It is the last step of a branch.
 func (b *Builder) Exec(what string, paths, argv, env []string) {
+	b.Flush()
 	if len(paths) == 0 || len(argv) == 0 {
 		panic("initproc: exec without a path or argv")
 	}
@@ -373,6 +396,7 @@ func (b *Builder) Exec(what string, paths, argv, env []string) {
 // execveat(2), and it executes the command. It returns the step's index,
 // which the trampoline reports its errors with.
 func (b *Builder) ExecVia(what string, fd int, paths, argv, env []string) int {
+	b.Flush()
 	if len(paths) == 0 || len(argv) == 0 {
 		panic("initproc: exec without a path or argv")
 	}
@@ -391,6 +415,7 @@ func (b *Builder) ExecVia(what string, fd int, paths, argv, env []string) int {
 // CheckExec fails unless one of the candidate paths is an executable file,
 // with the errno Exec would report. The program goes on.
 func (b *Builder) CheckExec(what string, paths []string) {
+	b.Flush()
 	if len(paths) == 0 {
 		panic("initproc: check without a path")
 	}

@@ -196,6 +196,9 @@ func (e *Emitter) openFor(p string, file, create bool, purpose string, noFollow 
 
 func (e *Emitter) mount(m Mount) {
 	b := e.b
+	if m.Cgroups {
+		b.Flush() // steps deferred until the box is in its cgroup
+	}
 	what := m.Describe()
 	switch m.Kind {
 	case Link:

@@ -88,6 +88,10 @@ type Mount struct {
 	Propagation   uintptr
 	RecursiveProp bool
 	TmpCopyUp     bool
+	// Cgroups: one of the mounts that show the box its cgroups, which
+	// need the box in its cgroup (and cgroup namespace) first, and whose
+	// host directories may still be in the making while the box is planned.
+	Cgroups bool
 }
 
 // IDMap is the id mapping of an id-mapped mount.
@@ -406,7 +410,7 @@ func planCgroupMount(m specs.Mount, ctx Context) ([]Mount, error) {
 	}
 	one := func(target string, h CgroupHierarchy) Mount {
 		if !v.NewNS {
-			b := Mount{Kind: Bind, Source: h.HostDir, Target: target, FSType: "bind",
+			b := Mount{Kind: Bind, Source: h.HostDir, Target: target, FSType: "bind", Cgroups: true,
 				AttrSet: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
 			if ro {
 				b.AttrSet |= unix.MOUNT_ATTR_RDONLY
@@ -414,14 +418,16 @@ func planCgroupMount(m specs.Mount, ctx Context) ([]Mount, error) {
 			return b
 		}
 		if h.V2 {
-			return Mount{Kind: New, Source: "cgroup2", Target: target, FSType: "cgroup2", Flags: flags}
+			return Mount{Kind: New, Source: "cgroup2", Target: target, FSType: "cgroup2", Flags: flags, Cgroups: true}
 		}
-		return Mount{Kind: New, Source: "cgroup", Target: target, FSType: "cgroup", Flags: flags, Data: strings.Join(h.Controllers, ",")}
+		return Mount{Kind: New, Source: "cgroup", Target: target, FSType: "cgroup", Flags: flags, Data: strings.Join(h.Controllers, ","), Cgroups: true}
 	}
 	if v.Unified && len(v.Hierarchies) == 1 {
-		return []Mount{one(dest, v.Hierarchies[0])}, nil
+		m := one(dest, v.Hierarchies[0])
+		m.Cgroups = true
+		return []Mount{m}, nil
 	}
-	out := []Mount{{Kind: New, Source: "tmpfs", Target: dest, FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, Data: "mode=755"}}
+	out := []Mount{{Kind: New, Source: "tmpfs", Target: dest, FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, Data: "mode=755", Cgroups: true}}
 	for _, h := range v.Hierarchies {
 		out = append(out, one(path.Join(dest, h.Name), h))
 		// Co-mounted controllers ("cpu,cpuacct") get a link per name.

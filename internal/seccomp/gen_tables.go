@@ -1,7 +1,8 @@
 //go:build ignore
 
 // gen_tables writes tables_generated.go: the syscall numbers of each
-// architecture nsbox filters, read from golang.org/x/sys/unix's tables.
+// architecture nsbox filters, read from golang.org/x/sys/unix's tables, as
+// slices sorted by name (static data: a map would be built at every start).
 //
 //	go run gen_tables.go
 package main
@@ -43,9 +44,9 @@ func main() {
 			es = append(es, entry{strings.ToLower(string(m[1])), nr})
 		}
 		sort.Slice(es, func(i, j int) bool { return es[i].name < es[j].name })
-		fmt.Fprintf(&b, "var syscalls_%s = map[string]uint32{\n", a.name)
+		fmt.Fprintf(&b, "var syscalls_%s = sysTable{\n", a.name)
 		for _, e := range es {
-			fmt.Fprintf(&b, "\t%q: %d,\n", e.name, e.nr)
+			fmt.Fprintf(&b, "\t{%q, %d},\n", e.name, e.nr)
 		}
 		b.WriteString("}\n\n")
 	}

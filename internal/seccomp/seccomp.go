@@ -22,9 +22,24 @@ import (
 )
 
 // arch is one ABI a filter can handle.
+// sysTable maps syscall names to numbers, sorted by name.
+type sysTable []struct {
+	name string
+	nr   uint32
+}
+
+// lookup returns the number of syscall name.
+func (t sysTable) lookup(name string) (uint32, bool) {
+	i := sort.Search(len(t), func(i int) bool { return t[i].name >= name })
+	if i < len(t) && t[i].name == name {
+		return t[i].nr, true
+	}
+	return 0, false
+}
+
 type arch struct {
 	audit    uint32
-	syscalls map[string]uint32
+	syscalls sysTable
 	x32      bool // nr with bit 30 set under this audit arch is x32
 }
 
@@ -194,7 +209,7 @@ func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
 		}
 		for _, name := range sc.Names {
 			for _, an := range handled {
-				nr, ok := arches[an].syscalls[name]
+				nr, ok := arches[an].syscalls.lookup(name)
 				if !ok {
 					continue // unknown here: ignored, as runc does
 				}
@@ -227,7 +242,7 @@ func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
 		sort.Slice(nrs, func(i, j int) bool { return nrs[i] < nrs[j] })
 		if deny {
 			a.jgt(max, "enosys")
-			if nr, ok := arches[an].syscalls["clone3"]; ok && rules[an][nr] == nil {
+			if nr, ok := arches[an].syscalls.lookup("clone3"); ok && rules[an][nr] == nil {
 				a.jeq(nr, "enosys")
 			}
 		}

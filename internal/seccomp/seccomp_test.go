@@ -179,8 +179,8 @@ func TestConditionalRulesComeFirst(t *testing.T) {
 
 func TestLargeProfileFits(t *testing.T) {
 	var names []string
-	for name := range syscalls_x86_64 {
-		names = append(names, name)
+	for _, e := range syscalls_x86_64 {
+		names = append(names, e.name)
 	}
 	cfg := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}}
 	for i, n := range names {
@@ -213,5 +213,24 @@ func TestBadInput(t *testing.T) {
 		} else if !strings.Contains(err.Error(), "seccomp") && !strings.Contains(err.Error(), "action") {
 			t.Logf("%s: %v", name, err)
 		}
+	}
+}
+
+func TestSysTableLookup(t *testing.T) {
+	for _, tab := range []sysTable{syscalls_x86_64, syscalls_x86, syscalls_aarch64, syscalls_arm} {
+		for i, e := range tab {
+			if i > 0 && tab[i-1].name >= e.name {
+				t.Fatalf("table not sorted at %q", e.name)
+			}
+			if nr, ok := tab.lookup(e.name); !ok || nr != e.nr {
+				t.Fatalf("lookup(%q) = %d, %v", e.name, nr, ok)
+			}
+		}
+		if _, ok := tab.lookup("no_such_call"); ok {
+			t.Fatal("found no_such_call")
+		}
+	}
+	if nr, _ := syscalls_x86_64.lookup("openat2"); nr != 437 {
+		t.Fatalf("openat2 = %d", nr)
 	}
 }

@@ -143,9 +143,25 @@ func Build(c Config) (*Result, error) {
 	if lateCgroupNS {
 		newFlags &^= unix.CLONE_NEWCGROUP // its root is the cgroup at its creation
 	}
-	r.GoAhead = c.Placement || (len(joins) == 0 && newUser)
-	if r.GoAhead {
+	mapsAtClone := len(joins) == 0 && newUser
+	r.GoAhead = c.Placement || mapsAtClone
+	cgroupNS := func() {
+		if lateCgroupNS {
+			b.Call("create a cgroup namespace", unix.SYS_UNSHARE, imm(unix.CLONE_NEWCGROUP))
+		}
+	}
+	switch {
+	case mapsAtClone:
 		b.Wait("wait for the parent (id maps, cgroup)")
+	case c.Placement:
+		// The parent places this process in the box's cgroup meanwhile:
+		// wait only where it matters — before a fork (children stay where
+		// they are born), the exec, a mount of the box's cgroups, or a
+		// reply from the parent.
+		b.Before(func() {
+			b.Wait("wait for the parent to place this process in the box's cgroup")
+			cgroupNS()
+		})
 	}
 	if len(joins) == 0 {
 		// Fast path: one clone creates every namespace, the child is PID 1.
@@ -173,8 +189,8 @@ func Build(c Config) (*Result, error) {
 			b.Call("create namespaces", unix.SYS_UNSHARE, imm(uintptr(rest)))
 		}
 	}
-	if lateCgroupNS {
-		b.Call("create a cgroup namespace", unix.SYS_UNSHARE, imm(unix.CLONE_NEWCGROUP))
+	if mapsAtClone {
+		cgroupNS()
 	}
 	if newTime {
 		b.Call("create a time namespace", unix.SYS_UNSHARE, imm(unix.CLONE_NEWTIME))

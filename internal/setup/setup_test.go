@@ -197,9 +197,13 @@ func TestSchedulingSteps(t *testing.T) {
 	for _, bad := range []func(*specs.Spec){
 		func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{Policy: "SCHED_ISO"} },
 		func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedOther, Nice: 40} },
-		func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedOther, Flags: []specs.LinuxSchedulerFlag{"X"}} },
+		func(s *specs.Spec) {
+			s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedOther, Flags: []specs.LinuxSchedulerFlag{"X"}}
+		},
 		func(s *specs.Spec) { s.Process.IOPriority = &specs.LinuxIOPriority{Class: "IOPRIO_CLASS_X"} },
-		func(s *specs.Spec) { s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 8} },
+		func(s *specs.Spec) {
+			s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 8}
+		},
 		func(s *specs.Spec) { s.Process.ExecCPUAffinity = &specs.CPUAffinity{Final: "3-1"} },
 		func(s *specs.Spec) { s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: specs.MpolBind} },
 		func(s *specs.Spec) { s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: "MPOL_X"} },
@@ -210,4 +214,28 @@ func TestSchedulingSteps(t *testing.T) {
 			t.Errorf("accepted %+v %+v", s.Process, s.Linux.MemoryPolicy)
 		}
 	}
+}
+
+func TestPlacementWaitIsDeferred(t *testing.T) {
+	// No user namespace, a cgroup to be placed in: the child gets on with
+	// its namespaces and waits for the placement only before it execs.
+	s := spec(specs.LinuxNamespace{Type: specs.PIDNamespace}, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	r, prog := build(t, Config{Spec: s, Placement: true})
+	if !r.GoAhead {
+		t.Fatal("the parent must send the go-ahead")
+	}
+	order(t, prog, "leave the caller's session", "wait for the parent to place this process in the box's cgroup",
+		"create a cgroup namespace", "exec sh")
+	// A reply from the parent must not be taken for the go-ahead: the wait
+	// comes before the first step that waits for one.
+	_, prog = build(t, Config{Spec: s, Placement: true, CreateHooks: true})
+	order(t, prog, "wait for the parent to place this process in the box's cgroup", "run the create hooks")
+	// With a user namespace made at the clone, one wait at the start covers
+	// the maps and the placement.
+	s = spec(specs.LinuxNamespace{Type: specs.UserNamespace}, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	_, prog = build(t, Config{Spec: s, Placement: true})
+	if strings.Contains(prog, "wait for the parent to place") {
+		t.Errorf("a second wait:\n%s", prog)
+	}
+	order(t, prog, "wait for the parent (id maps, cgroup)", "create a cgroup namespace", "become root")
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/internal/fileio"
+	"github.com/nsbox/nsbox/internal/specjson"
 )
 
 // ErrNotExist is returned for an unknown box id.
@@ -62,7 +63,7 @@ type State struct {
 
 // SetSpec records spec as the box's config.
 func (st *State) SetSpec(spec *specs.Spec) error {
-	b, err := marshal(spec)
+	b, err := specjson.Marshal(spec)
 	st.Config = b
 	return err
 }
@@ -73,7 +74,7 @@ func (st *State) Spec() (*specs.Spec, error) {
 		return nil, fmt.Errorf("box %s has no recorded config", st.ID)
 	}
 	var s specs.Spec
-	if err := json.Unmarshal(st.Config, &s); err != nil {
+	if err := specjson.Unmarshal(st.Config, &s); err != nil {
 		return nil, fmt.Errorf("config of box %s: %w", st.ID, err)
 	}
 	return &s, nil
@@ -132,21 +133,61 @@ func (s *Store) Create(id string) error {
 	return err
 }
 
-// Save writes st atomically.
+// Save writes st atomically. Each version of the record is a new file,
+// state.N.json, and state.json a symbolic link to the current one, swapped
+// by rename: renaming a regular file over another would make ext4 allocate
+// its blocks at once (auto_da_alloc), and freeing them again costs a
+// millisecond at delete on a disk with discard, as /run is on some hosts.
 func (s *Store) Save(st *State) error {
-	b, err := marshal(st)
+	b, err := specjson.Marshal(st)
 	if err != nil {
 		return err
 	}
 	dir := s.Dir(st.ID)
-	tmp := filepath.Join(dir, ".state.json")
-	if err := fileio.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("save state of %s: %w", st.ID, err)
+	link := filepath.Join(dir, "state.json")
+	old, _ := os.Readlink(link)
+	gen := 1
+	if n, ok := generation(old); ok {
+		gen = n + 1
 	}
-	if err := unix.Rename(tmp, filepath.Join(dir, "state.json")); err != nil {
-		return fmt.Errorf("save state of %s: %w", st.ID, err)
+	for {
+		name := "state." + strconv.Itoa(gen) + ".json"
+		err = fileio.Write(filepath.Join(dir, name), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600, b)
+		if errors.Is(err, os.ErrExist) { // a concurrent save took it
+			gen++
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("save state of %s: %w", st.ID, err)
+		}
+		tmp := filepath.Join(dir, ".state.link")
+		unix.Unlink(tmp)
+		if err := unix.Symlink(name, tmp); err != nil {
+			return fmt.Errorf("save state of %s: %w", st.ID, err)
+		}
+		if err := unix.Rename(tmp, link); err != nil {
+			return fmt.Errorf("save state of %s: %w", st.ID, err)
+		}
+		break
+	}
+	if old != "" {
+		unix.Unlink(filepath.Join(dir, old))
 	}
 	return nil
+}
+
+// generation is N of a record file name state.N.json.
+func generation(name string) (int, bool) {
+	n, ok := strings.CutPrefix(name, "state.")
+	if !ok {
+		return 0, false
+	}
+	n, ok = strings.CutSuffix(n, ".json")
+	if !ok {
+		return 0, false
+	}
+	g, err := strconv.Atoi(n)
+	return g, err == nil && g > 0
 }
 
 // Load reads the state of box id and refreshes its status from the kernel.
@@ -165,7 +206,7 @@ func (s *Store) Load(id string) (*State, error) {
 		return nil, err
 	}
 	st := &State{}
-	if err := json.Unmarshal(b, st); err != nil {
+	if err := specjson.Unmarshal(b, st); err != nil {
 		return nil, fmt.Errorf("state of %s: %w", id, err)
 	}
 	st.Refresh()
@@ -177,10 +218,22 @@ func (s *Store) Remove(id string) error {
 	if err := CheckID(id); err != nil {
 		return err
 	}
-	// The record is one file, or none if it was never saved; anything else
-	// is not ours to delete, and leaves the directory in place.
+	// The record is the link and its files (more than one if a save was
+	// cut short); anything else is not ours to delete, and leaves the
+	// directory in place.
 	dir := s.Dir(id)
-	for _, name := range []string{"state.json", ".state.json", ExecFifo} {
+	names := []string{"state.json", ".state.link", ExecFifo}
+	cur, _ := os.Readlink(filepath.Join(dir, "state.json"))
+	if gen, ok := generation(cur); ok {
+		// The current file, and those a save cut short leaves: the one
+		// before (not yet unlinked) or after (not yet linked).
+		for _, g := range []int{gen, gen - 1, gen + 1} {
+			names = append(names, "state."+strconv.Itoa(g)+".json")
+		}
+	} else {
+		names = append(names, "state.1.json")
+	}
+	for _, name := range names {
 		if err := unix.Unlink(filepath.Join(dir, name)); err != nil && err != unix.ENOENT {
 			return fmt.Errorf("remove box %s: %w", id, err)
 		}

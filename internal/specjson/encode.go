@@ -1,4 +1,4 @@
-package state
+package specjson
 
 import (
 	"encoding/json"
@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 )
 
-// marshal encodes v as JSON that encoding/json decodes to the same value.
+// Marshal encodes v as JSON that encoding/json decodes to the same value.
 //
 // encoding/json builds an encoder for every type reachable from a value's
 // type the first time it meets it; for an OCI spec that is hundreds of
@@ -21,7 +21,7 @@ import (
 // the spec and state types use: structs with json tags (name, omitempty),
 // pointers, slices, arrays, maps with string keys, strings, booleans,
 // integers, floats, json.RawMessage and types implementing json.Marshaler.
-func marshal(v any) ([]byte, error) {
+func Marshal(v any) ([]byte, error) {
 	var b []byte
 	return appendValue(b, reflect.ValueOf(v))
 }

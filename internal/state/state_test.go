@@ -1,0 +1,58 @@
+package state
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestSaveLoadRemove(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create("b1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load("b1"); err == nil {
+		t.Fatal("loaded a box being created")
+	}
+	st := &State{State: specs.State{Version: specs.Version, ID: "b1", Status: specs.StateCreated, Bundle: "/b"}, Owner: 7}
+	for i, status := range []specs.ContainerState{specs.StateCreated, specs.StateRunning, Paused} {
+		st.Status = status
+		if err := s.Save(st); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Load("b1")
+		if err != nil || got.Status != status || got.Owner != 7 || got.Bundle != "/b" {
+			t.Fatalf("save %d: loaded %+v, %v", i, got, err)
+		}
+		// One record file, which the link names.
+		files, _ := filepath.Glob(filepath.Join(s.Dir("b1"), "state.*.json"))
+		link, _ := os.Readlink(filepath.Join(s.Dir("b1"), "state.json"))
+		if len(files) != 1 || filepath.Base(files[0]) != link {
+			t.Fatalf("save %d: files %v, link %q", i, files, link)
+		}
+	}
+	// A save cut short leaves the previous file: Remove takes it too.
+	os.WriteFile(filepath.Join(s.Dir("b1"), "state.2.json"), []byte("{}"), 0o600)
+	os.WriteFile(filepath.Join(s.Dir("b1"), "state.4.json"), []byte("{}"), 0o600)
+	if err := s.Remove("b1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.Dir("b1")); !os.IsNotExist(err) {
+		ents, _ := os.ReadDir(s.Dir("b1"))
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		sort.Strings(names)
+		t.Fatalf("left %v", names)
+	}
+	if _, err := s.Load("b1"); err == nil {
+		t.Fatal("loaded a removed box")
+	}
+}
