@@ -69,8 +69,13 @@ func (rt *Runtime) Exec(id string, proc *specs.Process, o Options) (*Process, er
 	defer unix.Close(pidfd)
 	// The box's seccomp filter applies to its every process.
 	var filter *specs.LinuxSeccomp
-	if box, err := st.Spec(); err == nil && box.Linux != nil {
-		filter = box.Linux.Seccomp
+	var part struct {
+		Linux *struct {
+			Seccomp *specs.LinuxSeccomp `json:"seccomp"`
+		} `json:"linux"`
+	}
+	if err := st.SpecPart(&part); err == nil && part.Linux != nil {
+		filter = part.Linux.Seccomp
 	}
 	o.NoNewKeyring = o.NoNewKeyring || st.NoNewKeyring
 	p, err := spawnIn(id, st.Pid, pidfd, proc, "", cgroupOf(st), filter, o)
@@ -162,6 +167,7 @@ func spawnIn(id string, pid, pidfd int, proc *specs.Process, path string, cg *cg
 		fmt.Fprintf(o.Debug, "nsbox: set-up steps of a process in the namespaces of %d:\n%s", pid, r.Program)
 	}
 	p, err := process.Launch(r, &sync, process.Hooks{
+
 		Place: func(child int) error {
 			if cg == nil || cgfd >= 0 {
 				return nil
@@ -199,11 +205,16 @@ func (rt *Runtime) BoxProcess(id string) (*specs.Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := st.Spec()
-	if err != nil {
+	var part struct {
+		Process *specs.Process `json:"process"`
+	}
+	if err := st.SpecPart(&part); err != nil {
 		return nil, err
 	}
-	p := *s.Process
+	if part.Process == nil {
+		return nil, fmt.Errorf("box %s has no process in its config", id)
+	}
+	p := *part.Process
 	p.Terminal = false
 	p.ConsoleSize = nil
 	return &p, nil

@@ -147,7 +147,11 @@ func (b *Box) Wait() (int, error) {
 
 // remove deletes a box's record and gives back what it held.
 func (rt *Runtime) remove(st *state.State) {
-	if s, err := st.Spec(); err == nil && len(hooksOf(s, hookPoststop)) > 0 {
+	var part struct {
+		Hooks *specs.Hooks `json:"hooks"`
+	}
+	if err := st.SpecPart(&part); err == nil && part.Hooks != nil && len(part.Hooks.Poststop) > 0 {
+		s := &specs.Spec{Hooks: part.Hooks}
 		defer func() {
 			rt.warn(runHostHooks(s, hookPoststop, hookState(st.ID, specs.StateStopped, 0, st.Bundle, st.Annotations)))
 		}()

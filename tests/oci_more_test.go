@@ -370,6 +370,15 @@ func TestOCINoPivot(t *testing.T) {
 	if out := waitFile(t, filepath.Join(share, "root")); out != want {
 		t.Errorf("create --no-pivot: root of the box %q, want the bundle's rootfs %q", out, want)
 	}
+	// exec lands in the box's root too (setns puts a process on the top
+	// mount of its new namespace's root, where --no-pivot moved the root).
+	b = newBundle(t, []string{"sleep", "600"})
+	id = boxID("nopivot")
+	ociCreate(t, opts{}, id, b, "--no-pivot")
+	ok(t, opts{}, "start", id)
+	if out := ok(t, opts{}, "exec", id, "sh", "-c", "stat -c '%d %i' /; [ -e /etc/shadow ] || echo no-shadow"); out != want {
+		t.Errorf("exec into a --no-pivot box: %q, want the bundle's rootfs %q", out, want)
+	}
 }
 
 func TestOCISystemdCgroupRefused(t *testing.T) {

@@ -23,6 +23,7 @@ type execFlags struct {
 }
 
 func cmdExec(g *global, args []string) int {
+	sigs := catchSignals() // overlaps the work up to the start (see cmdRun)
 	var f execFlags
 	fs := newFlagSet("exec", "[flags] ID COMMAND [ARG...]\n       nsbox exec [flags] --process FILE ID",
 		"Run a process in a running box, with the box's process settings as defaults.")
@@ -59,15 +60,6 @@ func cmdExec(g *global, args []string) int {
 	if p.Terminal && f.detach && f.consoleSocket == "" {
 		return fail(g, &usageError{"a detached process with a terminal needs --console-socket"})
 	}
-	var sigs chan chan os.Signal
-	if !f.detach {
-		sigs = make(chan chan os.Signal, 1)
-		go func() {
-			c := make(chan os.Signal, 16)
-			signal.Notify(c, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
-			sigs <- c
-		}()
-	}
 	o := nsbox.Options{PreserveFDs: f.preserveFDs + listenFDs(), ConsoleSocket: f.consoleSocket}
 	if p.Terminal && f.consoleSocket == "" {
 		if ws, err := unixWinsize(); err == nil {
@@ -77,9 +69,9 @@ func cmdExec(g *global, args []string) int {
 	if g.debug {
 		o.Debug = os.Stderr
 	}
-	var c chan os.Signal
-	if sigs != nil {
-		c = <-sigs
+	c := <-sigs
+	if f.detach {
+		signal.Stop(c) // nothing to forward them to
 	}
 	proc, err := rt.Exec(id, p, o)
 	if err != nil {

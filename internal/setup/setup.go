@@ -180,6 +180,7 @@ func Build(c Config) (*Result, error) {
 			}
 			b.Call("join "+namespaces.ProcName(t)+" namespace "+c.NS.Path[t], unix.SYS_SETNS, imm(uintptr(fd)), imm(uintptr(namespaces.Flag(t))))
 		}
+
 		if newUser {
 			b.Call("create a user namespace", unix.SYS_UNSHARE, imm(unix.CLONE_NEWUSER))
 			b.Sync("wait for the id maps", initproc.MsgMaps, 0, false)

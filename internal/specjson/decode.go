@@ -317,10 +317,82 @@ func (d *decoder) array(next func() (reflect.Value, string)) error {
 	}
 }
 
-// skip passes over one value, checking its syntax.
+// skip passes over one value, checking its syntax, without keeping it.
 func (d *decoder) skip() error {
-	_, err := d.generic()
+	switch c := d.peek(); {
+	case c == '{':
+		d.i++
+		if d.peek() == '}' {
+			d.i++
+			return nil
+		}
+		for {
+			if d.peek() != '"' {
+				return d.syntax("looking for beginning of object key string")
+			}
+			if err := d.skipString(); err != nil {
+				return err
+			}
+			if d.peek() != ':' {
+				return d.syntax("after object key")
+			}
+			d.i++
+			if err := d.skip(); err != nil {
+				return err
+			}
+			switch d.peek() {
+			case ',':
+				d.i++
+			case '}':
+				d.i++
+				return nil
+			default:
+				return d.syntax("after object key:value pair")
+			}
+		}
+	case c == '[':
+		d.i++
+		if d.peek() == ']' {
+			d.i++
+			return nil
+		}
+		for {
+			if err := d.skip(); err != nil {
+				return err
+			}
+			switch d.peek() {
+			case ',':
+				d.i++
+			case ']':
+				d.i++
+				return nil
+			default:
+				return d.syntax("after array element")
+			}
+		}
+	case c == '"':
+		return d.skipString()
+	}
+	_, err := d.generic() // a scalar
 	return err
+}
+
+// skipString passes over a string, checking its escapes.
+func (d *decoder) skipString() error {
+	start := d.i + 1
+	for i := start; i < len(d.data); i++ {
+		switch c := d.data[i]; {
+		case c == '"':
+			d.i = i + 1
+			return nil
+		case c == '\\' || c < 0x20:
+			d.i++
+			_, err := d.strSlow(start)
+			return err
+		}
+	}
+	d.i = len(d.data)
+	return d.syntax("in string literal")
 }
 
 // generic decodes the next value as encoding/json does into an any.

@@ -95,3 +95,16 @@ func TestUnmarshalSyntaxLikeEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestUnmarshalSkipsUnknownFields(t *testing.T) {
+	var s specs.Spec
+	in := `{"unknown":{"a":[1,"x\"y\u00e9",{"b":null}],"c":true},"hostname":"h","also":-1.5e3}`
+	if err := Unmarshal([]byte(in), &s); err != nil || s.Hostname != "h" {
+		t.Fatalf("%+v, %v", s, err)
+	}
+	for _, bad := range []string{`{"unknown":[1,}`, `{"unknown":{"a" 1}}`, `{"unknown":"\x"}`, `{"unknown":tru}`, `{"unknown":"open`} {
+		if err := Unmarshal([]byte(bad), &s); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}

@@ -80,6 +80,18 @@ func (st *State) Spec() (*specs.Spec, error) {
 	return &s, nil
 }
 
+// SpecPart decodes the parts of the box's spec that v, a pointer to a
+// struct with some of specs.Spec's fields, has; the rest is only scanned.
+func (st *State) SpecPart(v any) error {
+	if len(st.Config) == 0 {
+		return fmt.Errorf("box %s has no recorded config", st.ID)
+	}
+	if err := specjson.Unmarshal(st.Config, v); err != nil {
+		return fmt.Errorf("config of box %s: %w", st.ID, err)
+	}
+	return nil
+}
+
 // Store is a state directory.
 type Store struct {
 	Root string
