@@ -1,6 +1,8 @@
 package nsbox
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -74,45 +76,98 @@ func (rt *Runtime) Exec(id string, proc *specs.Process, o Options) (*Process, er
 			Seccomp *specs.LinuxSeccomp `json:"seccomp"`
 		} `json:"linux"`
 	}
-	if err := st.SpecPart(&part); err == nil && part.Linux != nil {
+	if err := st.SpecPart(&part); err != nil {
+		return nil, err
+	}
+	if part.Linux != nil {
 		filter = part.Linux.Seccomp
 	}
 	o.NoNewKeyring = o.NoNewKeyring || st.NoNewKeyring
-	p, err := spawnIn(id, st.Pid, pidfd, proc, "", cgroupOf(st), filter, o)
+	pid, tfd, err := joinTarget(st.Pid, pidfd)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("box %s: %w", id, err)
 	}
-	return p, nil
+	if tfd != pidfd {
+		defer unix.Close(tfd)
+	}
+	return spawnIn(id, pid, tfd, proc, "", cgroupOf(st), filter, o)
+}
+
+// joinTarget picks the process whose namespaces a new process of a box
+// joins: its first process (pid, held by pidfd) when the caller may reach
+// it, else the command that process runs as the box's init. The init is
+// a copy of nsbox that stays undumpable (so that the box cannot reach the
+// nsbox binary through it), which puts it out of an unprivileged caller's
+// reach; its command, executed inside the box, is not.
+func joinTarget(pid, pidfd int) (int, int, error) {
+	spid := strconv.Itoa(pid)
+	if _, err := os.Readlink("/proc/" + spid + "/ns/user"); !errors.Is(err, os.ErrPermission) {
+		return pid, pidfd, nil
+	}
+	b, err := fileio.ReadFile("/proc/" + spid + "/task/" + spid + "/children")
+	if err != nil {
+		return 0, -1, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0, -1, fmt.Errorf("its init (process %d) runs no command", pid)
+	}
+	child, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0, -1, err
+	}
+	cfd, err := unix.PidfdOpen(child, 0)
+	if err != nil {
+		return 0, -1, fmt.Errorf("the command of its init: %w", err)
+	}
+	// Held by pidfd, it must still be the init's child (not a recycled pid).
+	if ppid, err := parentOf(child); err != nil || ppid != pid {
+		unix.Close(cfd)
+		return 0, -1, fmt.Errorf("the command of its init (process %d) has ended", child)
+	}
+	return child, cfd, nil
+}
+
+// parentOf reads the parent pid of pid from /proc/PID/stat.
+func parentOf(pid int) (int, error) {
+	b, err := fileio.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	return strconv.Atoi(f[1])
 }
 
 // spawnIn starts proc in box id, in the namespaces of process pid (held by
 // pidfd), and in cgroup cg if not nil. path, if set, is the executable to run
 // (proc.Args is then only its argv).
 func spawnIn(id string, pid, pidfd int, proc *specs.Process, path string, cg *cgroups.Manager, filter *specs.LinuxSeccomp, o Options) (*Process, error) {
-	// Join every namespace the target does not share with us.
+	// Join the target's namespaces that differ from the caller's (one may
+	// not enter again those a box shares with the host, such as its time
+	// namespace, from inside its own user namespace), all in one setns(2)
+	// on its pidfd (Linux 5.8).
 	s := &specs.Spec{Version: specs.Version, Process: proc, Root: &specs.Root{Path: "/"}, Linux: &specs.Linux{Seccomp: filter}}
-	joinFDs := map[namespaces.Type]int{}
-	defer func() {
-		for _, fd := range joinFDs {
-			unix.Close(fd)
-		}
-	}()
 	spid := strconv.Itoa(pid)
 	for _, t := range namespaces.All {
 		theirs, err := namespaces.Inode(spid, t)
 		if err != nil {
-			continue // a type this kernel lacks
+			if errors.Is(err, unix.ENOENT) {
+				continue // a type this kernel lacks
+			}
+			return nil, fmt.Errorf("namespaces of process %d: %w", pid, err)
 		}
 		if ours, err := namespaces.Inode("self", t); err == nil && ours == theirs {
 			continue
 		}
-		nsPath := "/proc/" + spid + "/ns/" + namespaces.ProcName(t)
-		fd, err := namespaces.OpenJoin(t, nsPath)
-		if err != nil {
-			return nil, err
-		}
-		joinFDs[t] = fd
-		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: t, Path: nsPath})
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: t, Path: "/proc/" + spid + "/ns/" + namespaces.ProcName(t)})
 	}
 	if unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
 		return nil, fmt.Errorf("process %d ended while joining its namespaces", pid)
@@ -135,14 +190,14 @@ func spawnIn(id string, pid, pidfd int, proc *specs.Process, path string, cg *cg
 			defer unix.Close(cgfd)
 		}
 	}
-	uids, gids, own, err := idMapsOf(pid)
+	uids, gids, err := idMapsOf(pid)
 	if err != nil {
 		return nil, err
 	}
 	r, tf, err := buildGuarded(setup.Config{
 		Spec:            s,
 		NS:              ns,
-		JoinFDs:         joinFDs,
+		JoinPidFD:       pidfd,
 		SyncFD:          sync.Child,
 		SetgroupsDenied: setgroupsDenied(spid),
 		PreserveFDs:     o.PreserveFDs,
@@ -152,7 +207,7 @@ func spawnIn(id string, pid, pidfd int, proc *specs.Process, path string, cg *cg
 		SessionKeyring:  sessionKeyring(id, o.NoNewKeyring),
 		Placement:       cg != nil && cgfd < 0,
 		ExecPath:        path,
-	}, own, uids, gids)
+	}, !ns.Is(specs.UserNamespace, namespaces.Join), uids, gids)
 	if err != nil {
 		return nil, err
 	}

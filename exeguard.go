@@ -69,22 +69,15 @@ func trampolineFor(hostIDs bool, uids, gids []specs.LinuxIDMapping) (*os.File, e
 	return initproc.NewTrampolineFile()
 }
 
-// idMapsOf reads the id maps of process pid's user namespace, and whether
-// that namespace is the caller's own.
-func idMapsOf(pid int) (uids, gids []specs.LinuxIDMapping, own bool, err error) {
+// idMapsOf reads the id maps of process pid's user namespace (which, unlike
+// its /proc/PID/ns files, anyone may read).
+func idMapsOf(pid int) (uids, gids []specs.LinuxIDMapping, err error) {
 	p := "/proc/" + strconv.Itoa(pid)
-	theirs, err := os.Readlink(p + "/ns/user")
-	if err != nil {
-		return nil, nil, false, err
-	}
-	if ours, err := os.Readlink("/proc/self/ns/user"); err == nil && ours == theirs {
-		return nil, nil, true, nil
-	}
 	if uids, err = userns.ReadMapFile(p + "/uid_map"); err != nil {
-		return nil, nil, false, err
+		return nil, nil, err
 	}
 	gids, err = userns.ReadMapFile(p + "/gid_map")
-	return uids, gids, false, err
+	return uids, gids, err
 }
 
 // buildGuarded builds cfg's program, with an exec trampoline when the box

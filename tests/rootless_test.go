@@ -98,3 +98,28 @@ func normalize(s string) string {
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
+
+// TestRootlessExecAndPs: an unprivileged user's exec enters the box (its
+// init, a copy of nsbox, is undumpable and out of the user's reach: exec
+// goes through the init's command), for a box with and without init.
+func TestRootlessExecAndPs(t *testing.T) {
+	requireRoot(t)
+	for _, who := range []string{userFull, userSingle} {
+		o := opts{as: who, files: true}
+		for _, flags := range [][]string{nil, {"--no-init"}} {
+			name := fmt.Sprintf("rlexec-%s-%d", who, len(flags))
+			args := append([]string{"run", "-d", "--name", name, "--rootfs", rootfs}, flags...)
+			ok(t, o, append(args, "--", "sleep", "600")...)
+			t.Cleanup(func() { nsbox(t, o, "delete", "--force", name) })
+			// The box's sleep is a process of the pid namespace exec is in.
+			out := ok(t, o, "exec", name, "/bin/sh", "-c", "id -u; readlink /proc/self/ns/pid; readlink /proc/self/ns/mnt; ps -o args | grep -c '^sleep 600'")
+			f := strings.Fields(out)
+			if len(f) != 4 || f[0] != "0" || f[1] == hostNS(t, "pid") || f[2] == hostNS(t, "mnt") || f[3] != "1" {
+				t.Errorf("%s %v: exec saw %q; want root in the box's own pid and mount namespaces", who, flags, out)
+			}
+			if ps := ok(t, o, "ps", name); !strings.Contains(ps, "sleep 600") {
+				t.Errorf("%s %v: ps: %q", who, flags, ps)
+			}
+		}
+	}
+}

@@ -34,8 +34,11 @@ import (
 type Config struct {
 	Spec *specs.Spec
 	NS   namespaces.Plan
-	// JoinFDs are the namespace files opened by the parent, for Join modes.
-	JoinFDs map[namespaces.Type]int
+	// JoinFDs are the namespace files opened by the parent, for Join modes;
+	// or, with JoinPidFD, a pidfd whose process's namespaces are all joined
+	// in one setns(2).
+	JoinFDs   map[namespaces.Type]int
+	JoinPidFD int
 	// FS is the filesystem plan; nil when the box keeps the mount namespace
 	// it shares or joins as it is.
 	FS *rootfs.Plan
@@ -170,15 +173,23 @@ func Build(c Config) (*Result, error) {
 			r.NeedsMaps, r.MapsAtClone = true, true
 		}
 	} else {
+		var all uint64
 		for _, t := range joins {
 			if t == specs.UserNamespace && newUser {
 				return nil, fmt.Errorf("cannot both create and join a user namespace")
+			}
+			all |= namespaces.Flag(t)
+			if c.JoinPidFD > 0 {
+				continue
 			}
 			fd, ok := c.JoinFDs[t]
 			if !ok {
 				return nil, fmt.Errorf("no open file for the %s namespace to join", t)
 			}
 			b.Call("join "+namespaces.ProcName(t)+" namespace "+c.NS.Path[t], unix.SYS_SETNS, imm(uintptr(fd)), imm(uintptr(namespaces.Flag(t))))
+		}
+		if c.JoinPidFD > 0 {
+			b.Call(fmt.Sprintf("join the namespaces of the target process (%#x)", all), unix.SYS_SETNS, imm(uintptr(c.JoinPidFD)), imm(uintptr(all)))
 		}
 
 		if newUser {
