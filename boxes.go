@@ -167,21 +167,31 @@ func (rt *Runtime) Pause(id string) error {
 	return rt.setPaused(id, true)
 }
 
+// loadLocked locks box id's record and loads it; unlock releases it.
+func (rt *Runtime) loadLocked(id string) (*state.State, func(), error) {
+	unlock, err := rt.store.Lock(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := rt.store.Load(id)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return st, unlock, nil
+}
+
 // Resume thaws a paused box.
 func (rt *Runtime) Resume(id string) error {
 	return rt.setPaused(id, false)
 }
 
 func (rt *Runtime) setPaused(id string, pause bool) error {
-	unlock, err := rt.store.Lock(id)
+	st, unlock, err := rt.loadLocked(id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	st, err := rt.store.Load(id)
-	if err != nil {
-		return err
-	}
 	switch {
 	case pause && st.Status != specs.StateRunning:
 		return fmt.Errorf("box %s is %s: only a running box can be paused", id, st.Status)
@@ -252,15 +262,11 @@ func openPid(st *state.State) (int, error) {
 // once (a created one is killed), a running or paused one only with force
 // (it is killed first).
 func (rt *Runtime) Delete(id string, force bool) error {
-	unlock, err := rt.store.Lock(id)
+	st, unlock, err := rt.loadLocked(id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	st, err := rt.store.Load(id)
-	if err != nil {
-		return err
-	}
 	switch st.Status {
 	case specs.StateStopped:
 	case specs.StateCreated:

@@ -423,15 +423,11 @@ func makeExecFifo(dir string) (*os.File, error) {
 
 // Start lets the command of created box id run (OCI start).
 func (rt *Runtime) Start(id string) error {
-	unlock, err := rt.store.Lock(id)
+	st, unlock, err := rt.loadLocked(id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	st, err := rt.store.Load(id)
-	if err != nil {
-		return err
-	}
 	if st.Status != specs.StateCreated {
 		return fmt.Errorf("box %s is %s, not created: it can only be started once", id, st.Status)
 	}

@@ -14,15 +14,11 @@ import (
 // fields r sets replace the box's, the result is written to its cgroup and
 // recorded in its config. Nothing changes when a value is refused.
 func (rt *Runtime) Update(id string, r *specs.LinuxResources) error {
-	unlock, err := rt.store.Lock(id)
+	st, unlock, err := rt.loadLocked(id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	st, err := rt.store.Load(id)
-	if err != nil {
-		return err
-	}
 	switch st.Status {
 	case specs.StateCreated, specs.StateRunning, state.Paused:
 	default:

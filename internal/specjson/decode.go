@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode/utf16"
-	"unicode/utf8"
 )
 
 // Unmarshal decodes data into v, a non-nil pointer, as encoding/json.Unmarshal
@@ -126,10 +124,13 @@ func (d *decoder) value(v reflect.Value, path string) error {
 	case '{':
 		switch t.Kind() {
 		case reflect.Struct:
-			return d.object(path, func(key string) (reflect.Value, string, bool) {
+			return d.each(func(key string) error {
 				f, ok := fieldByName(v, key)
-				return f.v, join(path, f.name), ok
-			}, nil)
+				if !ok {
+					return d.skip()
+				}
+				return d.value(f.v, join(path, f.name))
+			})
 		case reflect.Map:
 			if t.Key().Kind() != reflect.String {
 				return d.mismatch(c, t, path)
@@ -137,26 +138,29 @@ func (d *decoder) value(v reflect.Value, path string) error {
 			if v.IsNil() {
 				v.Set(reflect.MakeMap(t))
 			}
-			var e reflect.Value
-			return d.object(path, func(key string) (reflect.Value, string, bool) {
-				e = reflect.New(t.Elem()).Elem()
-				return e, join(path, key), true
-			}, func(key string) {
+			return d.each(func(key string) error {
+				e := reflect.New(t.Elem()).Elem()
+				if err := d.value(e, join(path, key)); err != nil {
+					return err
+				}
 				v.SetMapIndex(reflect.ValueOf(key).Convert(t.Key()), e)
+				return nil
 			})
 		}
 	case '[':
 		switch t.Kind() {
 		case reflect.Slice:
+			// Elements are decoded in place, in a slice grown by doubling.
 			s := reflect.MakeSlice(t, 0, 4)
-			n := 0
-			err := d.array(func() (reflect.Value, string) {
+			err := d.each(func(string) error {
+				n := s.Len()
 				if n == s.Cap() {
-					s = reflect.AppendSlice(s, reflect.MakeSlice(t, s.Cap(), s.Cap()))
+					grown := reflect.MakeSlice(t, n, 2*n)
+					reflect.Copy(grown, s)
+					s = grown
 				}
 				s = s.Slice(0, n+1)
-				n++
-				return s.Index(n - 1), path
+				return d.value(s.Index(n), path)
 			})
 			if err == nil {
 				v.Set(s)
@@ -164,14 +168,12 @@ func (d *decoder) value(v reflect.Value, path string) error {
 			return err
 		case reflect.Array:
 			n := 0
-			var sink reflect.Value
-			err := d.array(func() (reflect.Value, string) {
+			err := d.each(func(string) error {
 				n++
 				if n <= v.Len() {
-					return v.Index(n - 1), path
+					return d.value(v.Index(n-1), path)
 				}
-				sink = reflect.New(t.Elem()).Elem()
-				return sink, path
+				return d.skip()
 			})
 			for i := n; i < v.Len(); i++ {
 				v.Index(i).SetZero()
@@ -251,208 +253,80 @@ func setNumber(v reflect.Value, n, path string) error {
 	return nil
 }
 
-// object reads an object: for each key, target gives where its value goes
-// (ok false: skip it), and then, if not nil, is called.
-func (d *decoder) object(path string, target func(key string) (reflect.Value, string, bool), then func(key string)) error {
-	d.i++ // {
-	if d.peek() == '}' {
+// each reads an object or an array (the next byte is its '{' or '['),
+// calling elem for each member with its key ("" in an array) once the
+// decoder is at the member's value, which elem must consume.
+func (d *decoder) each(elem func(key string) error) error {
+	object := d.data[d.i] == '{'
+	end, what := byte(']'), "after array element"
+	if object {
+		end, what = '}', "after object key:value pair"
+	}
+	d.i++
+	if d.peek() == end {
 		d.i++
 		return nil
 	}
 	for {
-		if d.peek() != '"' {
-			return d.syntax("looking for beginning of object key string")
-		}
-		key, err := d.str()
-		if err != nil {
-			return err
-		}
-		if d.peek() != ':' {
-			return d.syntax("after object key")
-		}
-		d.i++
-		if fv, p, ok := target(key); ok {
-			if err := d.value(fv, p); err != nil {
-				return err
-			}
-			if then != nil {
-				then(key)
-			}
-		} else if err := d.skip(); err != nil {
-			return err
-		}
-		switch d.peek() {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
-			return nil
-		default:
-			return d.syntax("after object key:value pair")
-		}
-	}
-}
-
-// array reads an array, decoding each element into the value next gives.
-func (d *decoder) array(next func() (reflect.Value, string)) error {
-	d.i++ // [
-	if d.peek() == ']' {
-		d.i++
-		return nil
-	}
-	for {
-		e, p := next()
-		if err := d.value(e, p); err != nil {
-			return err
-		}
-		switch d.peek() {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
-			return nil
-		default:
-			return d.syntax("after array element")
-		}
-	}
-}
-
-// skip passes over one value, checking its syntax, without keeping it.
-func (d *decoder) skip() error {
-	switch c := d.peek(); {
-	case c == '{':
-		d.i++
-		if d.peek() == '}' {
-			d.i++
-			return nil
-		}
-		for {
+		var key string
+		if object {
 			if d.peek() != '"' {
 				return d.syntax("looking for beginning of object key string")
 			}
-			if err := d.skipString(); err != nil {
+			var err error
+			if key, err = d.str(); err != nil {
 				return err
 			}
 			if d.peek() != ':' {
 				return d.syntax("after object key")
 			}
 			d.i++
-			if err := d.skip(); err != nil {
-				return err
-			}
-			switch d.peek() {
-			case ',':
-				d.i++
-			case '}':
-				d.i++
-				return nil
-			default:
-				return d.syntax("after object key:value pair")
-			}
 		}
-	case c == '[':
-		d.i++
-		if d.peek() == ']' {
+		if err := elem(key); err != nil {
+			return err
+		}
+		switch d.peek() {
+		case ',':
+			d.i++
+		case end:
 			d.i++
 			return nil
+		default:
+			return d.syntax(what)
 		}
-		for {
-			if err := d.skip(); err != nil {
-				return err
-			}
-			switch d.peek() {
-			case ',':
-				d.i++
-			case ']':
-				d.i++
-				return nil
-			default:
-				return d.syntax("after array element")
-			}
-		}
-	case c == '"':
+	}
+}
+
+// skip passes over one value, checking its syntax, without keeping it.
+func (d *decoder) skip() error {
+	switch d.peek() {
+	case '{', '[':
+		return d.each(func(string) error { return d.skip() })
+	case '"':
 		return d.skipString()
 	}
 	_, err := d.generic() // a scalar
 	return err
 }
 
-// skipString passes over a string, checking its escapes.
-func (d *decoder) skipString() error {
-	start := d.i + 1
-	for i := start; i < len(d.data); i++ {
-		switch c := d.data[i]; {
-		case c == '"':
-			d.i = i + 1
-			return nil
-		case c == '\\' || c < 0x20:
-			d.i++
-			_, err := d.strSlow(start)
-			return err
-		}
-	}
-	d.i = len(d.data)
-	return d.syntax("in string literal")
-}
-
 // generic decodes the next value as encoding/json does into an any.
 func (d *decoder) generic() (any, error) {
 	switch c := d.peek(); {
 	case c == '{':
-		d.i++
 		m := map[string]any{}
-		if d.peek() == '}' {
-			d.i++
-			return m, nil
-		}
-		for {
-			if d.peek() != '"' {
-				return nil, d.syntax("looking for beginning of object key string")
-			}
-			key, err := d.str()
-			if err != nil {
-				return nil, err
-			}
-			if d.peek() != ':' {
-				return nil, d.syntax("after object key")
-			}
-			d.i++
-			if m[key], err = d.generic(); err != nil {
-				return nil, err
-			}
-			switch d.peek() {
-			case ',':
-				d.i++
-			case '}':
-				d.i++
-				return m, nil
-			default:
-				return nil, d.syntax("after object key:value pair")
-			}
-		}
+		err := d.each(func(key string) (err error) {
+			m[key], err = d.generic()
+			return err
+		})
+		return m, err
 	case c == '[':
-		d.i++
 		a := []any{}
-		if d.peek() == ']' {
-			d.i++
-			return a, nil
-		}
-		for {
+		err := d.each(func(string) error {
 			x, err := d.generic()
-			if err != nil {
-				return nil, err
-			}
 			a = append(a, x)
-			switch d.peek() {
-			case ',':
-				d.i++
-			case ']':
-				d.i++
-				return a, nil
-			default:
-				return nil, d.syntax("after array element")
-			}
-		}
+			return err
+		})
+		return a, err
 	case c == '"':
 		return d.str()
 	case c == 't' || c == 'f':
@@ -476,146 +350,6 @@ func (d *decoder) generic() (any, error) {
 		return strconv.ParseFloat(n, 64)
 	}
 	return nil, d.syntax("looking for beginning of value")
-}
-
-// number reads a number as JSON's grammar has it.
-func (d *decoder) number() (string, error) {
-	start := d.i
-	digits := func() int {
-		n := 0
-		for d.i < len(d.data) && d.data[d.i] >= '0' && d.data[d.i] <= '9' {
-			d.i++
-			n++
-		}
-		return n
-	}
-	if d.data[d.i] == '-' {
-		d.i++
-	}
-	if d.i < len(d.data) && d.data[d.i] == '0' {
-		d.i++
-	} else if digits() == 0 {
-		return "", d.syntax("in numeric literal")
-	}
-	if d.i < len(d.data) && d.data[d.i] == '.' {
-		d.i++
-		if digits() == 0 {
-			return "", d.syntax("after decimal point in numeric literal")
-		}
-	}
-	if d.i < len(d.data) && (d.data[d.i] == 'e' || d.data[d.i] == 'E') {
-		d.i++
-		if d.i < len(d.data) && (d.data[d.i] == '+' || d.data[d.i] == '-') {
-			d.i++
-		}
-		if digits() == 0 {
-			return "", d.syntax("in exponent of numeric literal")
-		}
-	}
-	return string(d.data[start:d.i]), nil
-}
-
-// str reads a string, replacing invalid UTF-8 with U+FFFD as encoding/json
-// does.
-func (d *decoder) str() (string, error) {
-	d.i++ // "
-	start := d.i
-	for d.i < len(d.data) {
-		c := d.data[d.i]
-		if c == '"' {
-			s := d.data[start:d.i]
-			d.i++
-			if utf8.Valid(s) {
-				return string(s), nil
-			}
-			return strings.ToValidUTF8(string(s), "\uFFFD"), nil
-		}
-		if c == '\\' || c < 0x20 {
-			return d.strSlow(start)
-		}
-		d.i++
-	}
-	return "", d.syntax("in string literal")
-}
-
-// strSlow reads a string with escapes, from its first byte at start.
-func (d *decoder) strSlow(start int) (string, error) {
-	d.i = start
-	var b []byte
-	for d.i < len(d.data) {
-		c := d.data[d.i]
-		switch {
-		case c == '"':
-			d.i++
-			return string(b), nil
-		case c < 0x20:
-			return "", d.syntax("in string literal")
-		case c == '\\':
-			if d.i+1 >= len(d.data) {
-				return "", d.syntax("in string escape code")
-			}
-			e := d.data[d.i+1]
-			d.i += 2
-			switch e {
-			case '"', '\\', '/':
-				b = append(b, e)
-			case 'b':
-				b = append(b, '\b')
-			case 'f':
-				b = append(b, '\f')
-			case 'n':
-				b = append(b, '\n')
-			case 'r':
-				b = append(b, '\r')
-			case 't':
-				b = append(b, '\t')
-			case 'u':
-				r, ok := d.hex4()
-				if !ok {
-					return "", d.syntax("in \\u hexadecimal character escape")
-				}
-				if utf16.IsSurrogate(r) {
-					save := d.i
-					if d.i+1 < len(d.data) && d.data[d.i] == '\\' && d.data[d.i+1] == 'u' {
-						d.i += 2
-						if r2, ok := d.hex4(); ok {
-							if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-								b = utf8.AppendRune(b, dec)
-								continue
-							}
-						}
-					}
-					d.i = save
-					r = utf8.RuneError
-				}
-				b = utf8.AppendRune(b, r)
-			default:
-				d.i--
-				return "", d.syntax("in string escape code")
-			}
-		default:
-			r, size := utf8.DecodeRune(d.data[d.i:])
-			if r == utf8.RuneError && size == 1 {
-				b = append(b, "\uFFFD"...)
-			} else {
-				b = append(b, d.data[d.i:d.i+size]...)
-			}
-			d.i += size
-		}
-	}
-	return "", d.syntax("in string literal")
-}
-
-func (d *decoder) hex4() (rune, bool) {
-	if d.i+4 > len(d.data) {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(string(d.data[d.i:d.i+4]), 16, 32)
-	if err != nil {
-		return 0, false
-	}
-	d.i += 4
-	return rune(n), true
 }
 
 // field is where a key of an object goes in a struct.
