@@ -114,7 +114,12 @@ func (c *creation) prepare(waitForStart bool) error {
 			return err
 		}
 	}
-	if o.Cgroup != NoCgroup && os.Geteuid() == 0 {
+	if o.Cgroup == NoCgroup || os.Geteuid() != 0 {
+		// No cgroup of its own: limits would be ignored, so they are refused.
+		if s.Linux != nil && cgroups.HasLimits(s.Linux.Resources) {
+			return errors.New("linux.resources: this box gets no cgroup of its own (rootless, or without a cgroup), so its limits cannot be applied")
+		}
+	} else {
 		if err := c.makeCgroup(o.Cgroup); err != nil {
 			return err
 		}

@@ -129,3 +129,38 @@ func TestOCIProcessScheduling(t *testing.T) {
 	wantError(t, "intelRdt", ociRun(t, opts{}, id, b), "linux.intelRdt")
 	noCgroup(t, id)
 }
+
+// TestOCIRootlessFlag: --rootless true gives the box no cgroup of its own,
+// so limits are refused rather than ignored; a bad value is refused.
+func TestOCIRootlessFlag(t *testing.T) {
+	requireRoot(t)
+	watchLeftovers(t)
+	// Without a cgroup namespace, /proc/self/cgroup shows where the box is.
+	b := newBundle(t, []string{"cat", "/proc/self/cgroup"}, func(s *specs.Spec) {
+		var nss []specs.LinuxNamespace
+		for _, n := range s.Linux.Namespaces {
+			if n.Type != specs.CgroupNamespace {
+				nss = append(nss, n)
+			}
+		}
+		s.Linux.Namespaces = nss
+	})
+	id := boxID("rootlessflag")
+	if r := ociRun(t, opts{}, id, b); r.code != 0 || !strings.Contains(r.stdout, "/nsbox/"+id) {
+		t.Fatalf("a box of its own cgroup: %s", r)
+	}
+	id = boxID("rootlessflag")
+	r := nsbox(t, opts{}, "--rootless", "true", "run", "--bundle", b, id)
+	removeAtEnd(t, opts{}, id)
+	if r.code != 0 || strings.Contains(r.stdout, "/nsbox/") {
+		t.Fatalf("--rootless true: want no cgroup of its own: %s", r)
+	}
+	limit := int64(5)
+	b = newBundle(t, []string{"true"}, func(s *specs.Spec) { s.Linux.Resources = &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &limit}} })
+	id = boxID("rootlessflag")
+	r = nsbox(t, opts{}, "--rootless", "true", "run", "--bundle", b, id)
+	removeAtEnd(t, opts{}, id)
+	wantError(t, "limits with --rootless true", r, "linux.resources")
+	noCgroup(t, id)
+	wantError(t, "--rootless maybe", nsbox(t, opts{}, "--rootless", "maybe", "list"), "--rootless")
+}

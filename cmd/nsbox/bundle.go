@@ -89,6 +89,9 @@ func (f *ociFlags) load(g *global, id string) (*specs.Spec, nsbox.Options, int) 
 		return nil, nsbox.Options{}, fail(g, err)
 	}
 	o := f.options()
+	if g.rootlessMode() {
+		o.Cgroup = nsbox.NoCgroup // as runc --rootless: no cgroup of its own
+	}
 	o.Bundle = abs
 	if s.Process != nil {
 		passListenFDs(s.Process, 1)

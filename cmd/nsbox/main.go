@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nsbox/nsbox"
+	"github.com/nsbox/nsbox/internal/fileio"
 )
 
 // Exit statuses of nsbox itself. The command's own status is passed through
@@ -84,7 +85,7 @@ func mainArgs(args []string) int {
 	gfs.stringVar(&g.logFormat, "log-format", "", "text|json", "format of --log")
 	gfs.boolVar(&g.debug, "debug", "", "print the child's set-up steps")
 	gfs.boolVar(&g.systemdCgroup, "systemd-cgroup", "", "use systemd for cgroups (not supported yet)")
-	gfs.stringVar(&g.rootless, "rootless", "", "true|false|auto", "accepted for runc compatibility")
+	gfs.stringVar(&g.rootless, "rootless", "", "true|false|auto", "rootless mode: boxes get no cgroup of their own (auto: when not root, or in a user namespace)")
 	var showVersion bool
 	gfs.boolVar(&showVersion, "version", "v", "print the version")
 
@@ -115,6 +116,11 @@ func mainArgs(args []string) int {
 		}
 		defer f.Close()
 		g.log = f
+	}
+	switch g.rootless {
+	case "", "auto", "true", "false":
+	default:
+		return fail(g, &usageError{fmt.Sprintf("--rootless %q: want true, false or auto", g.rootless)})
 	}
 	if g.logFormat != "text" && g.logFormat != "json" {
 		return fail(g, &usageError{fmt.Sprintf("--log-format %q: want text or json", g.logFormat)})
@@ -181,6 +187,22 @@ func versionString() string {
 		return bi.Main.Version
 	}
 	return "dev"
+}
+
+// rootlessMode resolves --rootless: auto means when not root, or root of
+// a user namespace other than the host's (as under rootless podman).
+func (g *global) rootlessMode() bool {
+	switch g.rootless {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	if os.Geteuid() != 0 {
+		return true
+	}
+	b, err := fileio.ReadFile("/proc/self/uid_map")
+	return err == nil && strings.Join(strings.Fields(string(b)), " ") != "0 0 4294967295"
 }
 
 func specVersion() string { return nsbox.SpecVersion }

@@ -70,6 +70,20 @@ func PlanResources(l *Layout, r *specs.LinuxResources) (*Plan, error) {
 	return p, nil
 }
 
+// HasLimits reports whether r limits anything (device rules aside, which a
+// box without a cgroup of its own does without, as with runc rootless).
+func HasLimits(r *specs.LinuxResources) bool {
+	if r == nil {
+		return false
+	}
+	p, err := PlanResources(everything, r)
+	return err != nil || len(p.Settings) > 0 || r.Network != nil
+}
+
+// everything is a layout with every controller, for HasLimits.
+var everything = &Layout{Hierarchies: []Hierarchy{{Mount: "/sys/fs/cgroup", V2: true,
+	Controllers: []string{"cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"}}}}
+
 func (p *Plan) add(ctrl, file, value, field string) {
 	p.Settings = append(p.Settings, Setting{Controller: ctrl, File: file, Value: value, Field: field})
 }

@@ -141,3 +141,22 @@ func TestDeviceRules(t *testing.T) {
 		t.Error("no rules of its own: the box keeps its parent's")
 	}
 }
+
+func TestHasLimits(t *testing.T) {
+	for _, c := range []struct {
+		r    *specs.LinuxResources
+		want bool
+	}{
+		{nil, false},
+		{&specs.LinuxResources{}, false},
+		{&specs.LinuxResources{Memory: &specs.LinuxMemory{}, CPU: &specs.LinuxCPU{}}, false},
+		{&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}, false},
+		{&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(5)}}, true},
+		{&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(1 << 20)}}, true},
+		{&specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: "0"}}, true},
+	} {
+		if got := HasLimits(c.r); got != c.want {
+			t.Errorf("HasLimits(%+v) = %v", c.r, got)
+		}
+	}
+}
