@@ -292,7 +292,7 @@ func TestTimeNamespaceOffsets(t *testing.T) {
 // inside a box.
 func TestHelperMonotonic(t *testing.T) {
 	if os.Getenv("NSBOX_HELPER") != "monotonic" {
-		t.Skip("helper for TestTimeNamespaceOffsets")
+		return // not a test: the program TestTimeNamespaceOffsets runs in a box
 	}
 	var ts syscall.Timespec
 	clockGettime(&ts)
