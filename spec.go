@@ -71,6 +71,7 @@ func DefaultMounts() []specs.Mount {
 		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
 		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
 		{Destination: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=755"}},
 	}
@@ -280,6 +281,18 @@ func WithIDMaps(uids, gids []specs.LinuxIDMapping) SpecOpt {
 			return err
 		}
 		s.Linux.UIDMappings, s.Linux.GIDMappings = uids, gids
+		return nil
+	}
+}
+
+// WithResources sets the box's resource limits (linux.resources): the box
+// then gets a cgroup of its own.
+func WithResources(r *specs.LinuxResources) SpecOpt {
+	return func(s *specs.Spec) error {
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		s.Linux.Resources = r
 		return nil
 	}
 }

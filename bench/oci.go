@@ -77,7 +77,10 @@ func (b *ociBench) bundleDir() string { return filepath.Join(b.dir, "bundle") }
 // setup makes the suite's work directory and a bundle running args, and
 // makes the cgroup layout one that crun accepts. Each part pushes its undo
 // for clean, which runs them last first.
-func (b *ociBench) setup(args ...string) error {
+func (b *ociBench) setup(args ...string) error { return b.setupWith(nil, args...) }
+
+// setupWith is setup with linux.resources set to resources (if not nil).
+func (b *ociBench) setupWith(resources map[string]any, args ...string) error {
 	if err := os.Mkdir(b.dir, 0o700); err != nil {
 		return err
 	}
@@ -89,7 +92,7 @@ func (b *ociBench) setup(args ...string) error {
 		return err
 	}
 	b.undo = append(b.undo, restore, b.removeContainers)
-	return writeBundle(b.nsbox, b.bundleDir(), args)
+	return writeBundle(b.nsbox, b.bundleDir(), args, resources)
 }
 
 // clean undoes what setup did, last first, and reports every failure.
@@ -135,7 +138,7 @@ func (b *ociBench) removeContainers() error {
 // writeBundle writes an OCI bundle in dir: config.json from `nsbox spec`
 // with process.args set to args and process.terminal false, a busybox
 // rootfs, and crunConfig, the same config with only ociVersion lowered.
-func writeBundle(nsbox, dir string, args []string) error {
+func writeBundle(nsbox, dir string, args []string, resources map[string]any) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
@@ -162,6 +165,13 @@ func writeBundle(nsbox, dir string, args []string) error {
 	}
 	process["args"] = args
 	process["terminal"] = false
+	if resources != nil {
+		linux, ok := config["linux"].(map[string]any)
+		if !ok {
+			return fmt.Errorf("config.json: no linux")
+		}
+		linux["resources"] = resources
+	}
 	if err := writeJSON(filepath.Join(dir, "config.json"), config); err != nil {
 		return err
 	}
@@ -212,7 +222,29 @@ func ratiosOver(names ...string) [][2]string {
 }
 
 func ociSuites(e environment) []suite {
-	return []suite{ociRunSuite(e), ociLifecycleSuite(e), ociExecSuite(e)}
+	return []suite{ociRunSuite(e), ociLimitsSuite(e), ociLifecycleSuite(e), ociExecSuite(e)}
+}
+
+// ociLimitsSuite times `run ID` of a container with memory, cpu and pids
+// limits: the cost of creating, limiting and removing its cgroups.
+func ociLimitsSuite(e environment) suite {
+	b := newOCIBench(e, "oci-limits")
+	limits := map[string]any{
+		"memory": map[string]any{"limit": 256 << 20},
+		"cpu":    map[string]any{"shares": 512, "quota": 50000, "period": 100000},
+		"pids":   map[string]any{"limit": 100},
+	}
+	s := suite{
+		name:   "oci-limits",
+		about:  "`run ID` with memory (256 MiB), cpu (shares 512, quota 50%) and pids (100) limits, args true; " + aboutOCI,
+		ratios: ratiosOver(""),
+		setup:  func() error { return b.setupWith(limits, "true") },
+		clean:  b.clean,
+	}
+	for _, r := range b.runtimes {
+		s.tools = append(s.tools, &tool{name: r.name, argv: r.cmd(append(append([]string{"run"}, r.bundle(b.bundleDir())...), idWord)...)})
+	}
+	return s
 }
 
 // ociRunSuite times `run ID`: the whole life of a container running true.

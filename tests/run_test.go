@@ -360,7 +360,7 @@ func TestZombiesAreReaped(t *testing.T) {
 func TestRootfsPivotsAndDetachesTheHostRoot(t *testing.T) {
 	requireRoot(t)
 	out := inBox(t, opts{}, "cat /proc/self/mountinfo")
-	allowed := regexp.MustCompile(`^/(|proc|sys|tmp|run|dev|dev/(pts|shm|mqueue|null|zero|full|random|urandom|tty))$`)
+	allowed := regexp.MustCompile(`^/(|proc|sys|sys/fs/cgroup(/[a-z_,=]+)?|tmp|run|dev|dev/(pts|shm|mqueue|null|zero|full|random|urandom|tty))$`)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	for _, line := range lines {
 		if f := strings.Fields(line); !allowed.MatchString(f[4]) {

@@ -16,6 +16,7 @@ type flagSet struct {
 	about string
 	defs  []*flagDef
 	byKey map[string]*flagDef
+	seen  []string // long names of the flags given, in order
 }
 
 type flagDef struct {
@@ -31,6 +32,11 @@ func newFlagSet(verb, usage, about string) *flagSet {
 }
 
 func (fs *flagSet) add(d *flagDef) {
+	set := d.set
+	d.set = func(v string) error {
+		fs.seen = append(fs.seen, d.long)
+		return set(v)
+	}
 	fs.defs = append(fs.defs, d)
 	fs.byKey["--"+d.long] = d
 	if d.short != "" {

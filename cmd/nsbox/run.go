@@ -25,6 +25,7 @@ type runFlags struct {
 	readOnly, clearEnv, noInit, detach                                        bool
 	tty                                                                       string // "" = auto
 	oci                                                                       ociFlags
+	limits                                                                    resourceFlags
 }
 
 func runFlagSet(f *runFlags) *flagSet {
@@ -64,6 +65,7 @@ command, run the OCI bundle in --bundle (default: the current directory).`)
 		return nil
 	})
 	fs.defs[len(fs.defs)-1].arg = "" // a boolean
+	f.limits.defineRun(fs)
 	f.oci.define(fs)
 	return fs
 }
@@ -103,6 +105,11 @@ func cmdRun(g *global, args []string) int {
 	case dashdash:
 		return runCommand(g, &f, cmd)
 	case len(pos) == 1:
+		for _, name := range fs.seen {
+			if !ociRunFlags[name] {
+				return fail(g, &usageError{fmt.Sprintf("--%s belongs to the command form: %s", name, bothForms)})
+			}
+		}
 		return runBundle(g, &f, pos[0])
 	case len(pos) == 0:
 		return fail(g, &usageError{"no command: " + bothForms})
@@ -110,6 +117,11 @@ func cmdRun(g *global, args []string) int {
 		return fail(g, &usageError{fmt.Sprintf("%q is not a box id: %s", strings.Join(pos, " "), bothForms)})
 	}
 }
+
+// ociRunFlags are the flags of `run` that apply to an OCI bundle (the
+// bundle's config.json says the rest).
+var ociRunFlags = map[string]bool{"bundle": true, "pid-file": true, "console-socket": true, "preserve-fds": true,
+	"no-pivot": true, "no-new-keyring": true, "detach": true}
 
 // specFromFlags turns the flags of the command form into a spec.
 func specFromFlags(f *runFlags, cmd []string, id string) (*specs.Spec, error) {
@@ -140,6 +152,9 @@ func specFromFlags(f *runFlags, cmd []string, id string) (*specs.Spec, error) {
 	}
 	if f.workdir != "" {
 		opts = append(opts, nsbox.WithWorkdir(f.workdir))
+	}
+	if f.limits.set() {
+		opts = append(opts, nsbox.WithResources(&f.limits.r))
 	}
 	if f.user != "" {
 		uid, gid, err := parseUser(f.user)

@@ -26,6 +26,9 @@ type Setting struct {
 	OrderFree bool
 	// Field names the spec field the value comes from, for errors.
 	Field string
+	// Else is written instead when File does not exist (the same limit
+	// under another scheduler's name, such as BFQ's blkio.bfq.weight).
+	Else *Setting
 }
 
 // Plan is what applying a linux.resources takes.
@@ -33,8 +36,8 @@ type Plan struct {
 	Settings []Setting
 	// Warnings are fields accepted but without effect, as runc does.
 	Warnings []string
-	// Devices: the device rules (v1: devices.allow/deny; v2: nothing here
-	// yet, see Settings).
+	// Devices: the device rules (v1: devices.allow/deny; v2: an eBPF
+	// device filter attached to the box's cgroup).
 	Devices []specs.LinuxDeviceCgroup
 }
 
@@ -299,15 +302,20 @@ func planBlockIO(l *Layout, r *specs.LinuxResources, p *Plan) error {
 	}
 	dev := func(major, minor int64) string { return itoa(major) + ":" + itoa(minor) }
 	if !v2For(l, "io") && !v2For(l, "blkio") {
+		// CFQ's files, or BFQ's (the only ones on current kernels).
+		weight := func(file, value, field string) {
+			p.Settings = append(p.Settings, Setting{Controller: "blkio", File: "blkio." + file, Value: value, Field: field,
+				Else: &Setting{Controller: "blkio", File: "blkio.bfq." + file, Value: value, Field: field}})
+		}
 		if b.Weight != nil && *b.Weight != 0 {
-			p.add("blkio", "blkio.weight", strconv.Itoa(int(*b.Weight)), "blockIO.weight")
+			weight("weight", strconv.Itoa(int(*b.Weight)), "blockIO.weight")
 		}
 		if b.LeafWeight != nil && *b.LeafWeight != 0 {
 			p.add("blkio", "blkio.leaf_weight", strconv.Itoa(int(*b.LeafWeight)), "blockIO.leafWeight")
 		}
 		for _, d := range b.WeightDevice {
 			if d.Weight != nil {
-				p.add("blkio", "blkio.weight_device", dev(d.Major, d.Minor)+" "+strconv.Itoa(int(*d.Weight)), "blockIO.weightDevice")
+				weight("weight_device", dev(d.Major, d.Minor)+" "+strconv.Itoa(int(*d.Weight)), "blockIO.weightDevice")
 			}
 			if d.LeafWeight != nil {
 				p.add("blkio", "blkio.leaf_weight_device", dev(d.Major, d.Minor)+" "+strconv.Itoa(int(*d.LeafWeight)), "blockIO.weightDevice")
@@ -331,12 +339,18 @@ func planBlockIO(l *Layout, r *specs.LinuxResources, p *Plan) error {
 	if b.LeafWeight != nil && *b.LeafWeight != 0 {
 		return fmt.Errorf("linux.resources.blockIO.leafWeight: cgroup v2 has no leaf weights")
 	}
+	// BFQ's io.bfq.weight takes blkio's range as it is; io.weight (the
+	// io.cost controller) its own.
+	ioWeight := func(prefix string, w uint16, field string) {
+		p.Settings = append(p.Settings, Setting{Controller: "io", File: "io.bfq.weight", Value: prefix + strconv.Itoa(int(w)), Field: field,
+			Else: &Setting{Controller: "io", File: "io.weight", Value: prefix + strconv.FormatUint(WeightToIOWeight(w), 10), Field: field}})
+	}
 	if b.Weight != nil && *b.Weight != 0 {
-		p.add("io", "io.weight", "default "+strconv.FormatUint(WeightToIOWeight(*b.Weight), 10), "blockIO.weight")
+		ioWeight("default ", *b.Weight, "blockIO.weight")
 	}
 	for _, d := range b.WeightDevice {
 		if d.Weight != nil {
-			p.add("io", "io.weight", dev(d.Major, d.Minor)+" "+strconv.FormatUint(WeightToIOWeight(*d.Weight), 10), "blockIO.weightDevice")
+			ioWeight(dev(d.Major, d.Minor)+" ", *d.Weight, "blockIO.weightDevice")
 		}
 	}
 	// io.max takes one line per device with any of its four limits.

@@ -30,7 +30,11 @@ func yes() *bool           { b := true; return &b }
 func settings(p *Plan) string {
 	var b strings.Builder
 	for _, s := range p.Settings {
-		b.WriteString(s.File + "=" + s.Value + "\n")
+		b.WriteString(s.File + "=" + s.Value)
+		if s.Else != nil {
+			b.WriteString(" (else " + s.Else.File + "=" + s.Else.Value + ")")
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }
@@ -58,11 +62,11 @@ func TestPlanResources(t *testing.T) {
 		{"pids unlimited", layoutV2, specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(0)}}, "pids.max=max\n"},
 		{"v1 blkio", layoutV1, specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{Weight: u16(500),
 			ThrottleReadBpsDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Rate: 1048576}}}},
-			"blkio.weight=500\nblkio.throttle.read_bps_device=8:0 1048576\n"},
+			"blkio.weight=500 (else blkio.bfq.weight=500)\nblkio.throttle.read_bps_device=8:0 1048576\n"},
 		{"v2 io: one io.max line per device", layoutV2, specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{Weight: u16(1000),
 			ThrottleReadBpsDevice:   []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Rate: 100}},
 			ThrottleWriteIOPSDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Rate: 7}}}},
-			"io.weight=default 10000\nio.max=8:0 rbps=100 wiops=7\n"},
+			"io.bfq.weight=default 1000 (else io.weight=default 10000)\nio.max=8:0 rbps=100 wiops=7\n"},
 		{"hugetlb on the hybrid's v2 tree", layoutV1, specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 4 << 20}}},
 			"hugetlb.2MB.max=4194304\n"},
 		{"rdma", layoutV2, specs.LinuxResources{Rdma: map[string]specs.LinuxRdma{"mlx5_0": {HcaHandles: u32(3), HcaObjects: u32(100)}}},
@@ -158,5 +162,23 @@ func TestHasLimits(t *testing.T) {
 		if got := HasLimits(c.r); got != c.want {
 			t.Errorf("HasLimits(%+v) = %v", c.r, got)
 		}
+	}
+}
+
+func TestDeviceRulesOfLinuxDevices(t *testing.T) {
+	deny := specs.LinuxDeviceCgroup{Allow: false, Access: "rwm"}
+	rules := DeviceRules([]specs.LinuxDeviceCgroup{deny}, []specs.LinuxDevice{
+		{Type: "u", Major: 4, Minor: 64}, {Type: "p"}, {Type: "b", Major: 8, Minor: 0},
+	})
+	var got []string
+	for _, r := range rules[1+len(DefaultDeviceRules):] {
+		_, line, err := DeviceRule(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, line)
+	}
+	if strings.Join(got, ";") != "c 4:64 rwm;b 8:0 rwm" {
+		t.Fatalf("rules of linux.devices: %q", got)
 	}
 }

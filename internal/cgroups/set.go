@@ -58,6 +58,9 @@ func (m *Manager) read(s Setting) (Setting, bool) {
 		return s, false
 	}
 	b, err := fileio.ReadFile(filepath.Join(m.Dir(h), s.File))
+	if errors.Is(err, unix.ENOENT) && s.Else != nil {
+		return m.read(*s.Else)
+	}
 	v := strings.TrimSpace(string(b))
 	if err != nil || v == "" || strings.Contains(v, "\n") {
 		return s, false
@@ -87,7 +90,11 @@ func (m *Manager) write(s Setting) error {
 		return fmt.Errorf("linux.resources.%s: %w", s.Field, err)
 	}
 	path := filepath.Join(m.Dir(h), s.File)
-	if err := fileio.Write(path, unix.O_WRONLY, 0, []byte(s.Value)); err != nil {
+	err = fileio.Write(path, unix.O_WRONLY, 0, []byte(s.Value))
+	if errors.Is(err, unix.ENOENT) && s.Else != nil {
+		return m.write(*s.Else)
+	}
+	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			err = fmt.Errorf("%w (this kernel has no %s)", err, s.File)
 		}
@@ -97,17 +104,27 @@ func (m *Manager) write(s Setting) error {
 }
 
 // setDevices writes device rules to a v1 devices cgroup, one per line.
-// (On cgroup v2, device rules need an eBPF program, which nsbox does not
-// attach yet: there they are not enforced.)
+// Without a v1 devices hierarchy, an eBPF program attached to the box's
+// cgroup2 directory enforces them (see attachDeviceFilter), replacing the
+// one set before.
 func (m *Manager) setDevices(rules []specs.LinuxDeviceCgroup) error {
 	if len(rules) == 0 {
 		return nil
 	}
 	h := m.Layout.Find("devices")
 	if h == nil || h.V2 {
-		return nil
+		v2 := m.Layout.V2()
+		if v2 == nil {
+			return nil // no devices cgroup of any kind: nothing to enforce with
+		}
+		return attachDeviceFilter(m.Dir(v2), rules)
 	}
 	dir := m.Dir(h)
+	// Like the v2 filter (and runc), what the rules do not allow is denied:
+	// a v1 cgroup starts from its parent's rules, often allow-all.
+	if t := rules[0].Type; t != "a" && t != "" {
+		rules = append([]specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}, rules...)
+	}
 	for _, r := range rules {
 		file, line, err := DeviceRule(r)
 		if err != nil {
@@ -179,7 +196,12 @@ func DeviceRules(user []specs.LinuxDeviceCgroup, devices []specs.LinuxDevice) []
 	}
 	rules := append(append([]specs.LinuxDeviceCgroup(nil), user...), DefaultDeviceRules...)
 	for _, d := range devices {
-		rules = append(rules, allowDev(d.Type, d.Major, d.Minor, "rwm"))
+		switch d.Type {
+		case "c", "u": // u: an unbuffered character device
+			rules = append(rules, allowDev("c", d.Major, d.Minor, "rwm"))
+		case "b":
+			rules = append(rules, allowDev("b", d.Major, d.Minor, "rwm"))
+		} // p: a FIFO, which no device rule governs
 	}
 	return rules
 }

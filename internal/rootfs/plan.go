@@ -409,7 +409,10 @@ func planCgroupMount(m specs.Mount, ctx Context) ([]Mount, error) {
 			AttrSet: unix.MOUNT_ATTR_RDONLY, RecSet: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}}, nil
 	}
 	one := func(target string, h CgroupHierarchy) Mount {
-		if !v.NewNS {
+		// Without a cgroup namespace of its own the box's directories are
+		// bound; so too in a user namespace for v1 hierarchies, which only
+		// the host's root may mount.
+		if !v.NewNS || ctx.UserNS && !h.V2 {
 			b := Mount{Kind: Bind, Source: h.HostDir, Target: target, FSType: "bind", Cgroups: true,
 				AttrSet: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
 			if ro {
