@@ -26,6 +26,8 @@ packages=(
 	podman         # a real client of the OCI runtime (with conmon and netavark)
 	containerd     # the other one: ctr and the runc shim, as Kubernetes uses
 	runc crun      # side-by-side benchmark of the OCI runtime
+	qemu-system-x86   # boots the cgroup v2 guest (tests/vm_test.go)
+	linux-image-amd64 # its kernel, /boot/vmlinuz-*, and ext4/brd modules
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -80,7 +80,7 @@ func TestCgroupCPUQuota(t *testing.T) {
 	usage := func(flags ...string) float64 {
 		var script string
 		if unifiedHost(t) {
-			script = `timeout 1 sh -c 'while :; do :; done'; while read k v; do [ $k = usage_usec ] && echo $v; done < /sys/fs/cgroup/cpu.stat`
+			script = `timeout 1 sh -c 'while :; do :; done'; while read k v; do [ $k != usage_usec ] || echo $v; done < /sys/fs/cgroup/cpu.stat`
 		} else {
 			script = `timeout 1 sh -c 'while :; do :; done'; read v < /sys/fs/cgroup/cpuacct/cpuacct.usage; echo $((v/1000))`
 		}

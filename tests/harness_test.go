@@ -30,6 +30,7 @@ var (
 	work      string // temporary directory of the whole run
 	marker    string // environment entry carried by every process the tests start
 	users     = map[string]*testUser{}
+	inGuest   = os.Getenv(testenv.GuestEnv) != "" // inside the VM of vm_test.go
 )
 
 // testUser is an unprivileged account made for the rootless tests.
@@ -74,17 +75,23 @@ func setup() (int, error) {
 	}
 	marker = "NSBOX_TEST_RUN=" + filepath.Base(work)
 	bin = filepath.Join(work, "nsbox")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/nsbox")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("build nsbox: %v\n%s", err, out)
+	if inGuest {
+		// The VM of vm_test.go: no Go toolchain, the binary is given.
+		bin = os.Getenv(testenv.GuestBinEnv)
+	} else {
+		build := exec.Command("go", "build", "-o", bin, "../cmd/nsbox")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("build nsbox: %v\n%s", err, out)
+		}
 	}
 	if rootfs, err = testenv.BusyboxRootfs(filepath.Join(work, "rootfs")); err != nil {
 		return 0, err
 	}
 	stateRoot = filepath.Join(work, "state")
 	recordCgroups()
-	if os.Geteuid() == 0 {
+	// The guest has no useradd: the tests it runs need no test users.
+	if os.Geteuid() == 0 && !inGuest {
 		if err := addUser(userFull, true); err != nil {
 			return 0, err
 		}

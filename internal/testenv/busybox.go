@@ -2,6 +2,7 @@
 package testenv
 
 import (
+	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,9 +14,9 @@ import (
 // busybox-static: the static binary, a link per applet, the usual empty
 // directories and a two-line /etc/passwd and /etc/group.
 func BusyboxRootfs(dir string) (string, error) {
-	bb, err := exec.LookPath("busybox")
+	bb, err := Busybox()
 	if err != nil {
-		return "", fmt.Errorf("busybox not found (apt-get install busybox-static)")
+		return "", err
 	}
 	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp", "run", "etc", "mnt", "root"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -51,4 +52,42 @@ func BusyboxRootfs(dir string) (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// Busybox returns the path of a statically linked busybox: the one of
+// Debian's busybox-static (dpkg -L busybox-static), else the first busybox
+// in $PATH (as in the test guest, which has no dpkg), if it is static.
+func Busybox() (string, error) {
+	var candidates []string
+	if out, err := exec.Command("dpkg", "-L", "busybox-static").Output(); err == nil {
+		for _, p := range strings.Fields(string(out)) {
+			if filepath.Base(p) == "busybox" && strings.HasSuffix(filepath.Dir(p), "bin") {
+				candidates = append(candidates, p)
+			}
+		}
+	}
+	if p, err := exec.LookPath("busybox"); err == nil {
+		candidates = append(candidates, p)
+	}
+	for _, p := range candidates {
+		if static(p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no static busybox found (apt-get install busybox-static)")
+}
+
+// static reports whether path is an ELF executable without an interpreter.
+func static(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	return true
 }
