@@ -307,7 +307,7 @@ func cgroupOf(st *state.State) *cgroups.Manager {
 	if err != nil {
 		return nil
 	}
-	return &cgroups.Manager{Layout: layout, Path: st.CgroupPath}
+	return &cgroups.Manager{Layout: layout, Path: st.CgroupPath, Paths: st.CgroupPaths}
 }
 
 // waitGone waits until the process of pidfd has exited.

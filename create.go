@@ -237,7 +237,7 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 		NoNewKeyring: o.NoNewKeyring,
 	}
 	if c.cgroup != nil {
-		st.CgroupPath = c.cgroup.Path
+		st.CgroupPath, st.CgroupPaths = c.cgroup.Path, c.cgroup.Paths
 	}
 	if waitForStart {
 		st.Status = specs.StateCreated

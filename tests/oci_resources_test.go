@@ -169,3 +169,53 @@ func TestOCIRootlessFlag(t *testing.T) {
 	noCgroup(t, id)
 	wantError(t, "--rootless maybe", nsbox(t, opts{}, "--rootless", "maybe", "list"), "--rootless")
 }
+
+// TestOCIRelativeCgroupsPath: a relative linux.cgroupsPath is taken below
+// the caller's own cgroup of each hierarchy, as runc does, and is removed
+// with the box.
+func TestOCIRelativeCgroupsPath(t *testing.T) {
+	requireRoot(t)
+	watchLeftovers(t)
+	id := boxID("relcg")
+	rel := "nsbox-test-rel/" + id
+	b := newBundle(t, []string{"cat", "/proc/self/cgroup"}, func(s *specs.Spec) {
+		s.Linux.CgroupsPath = rel
+		var nss []specs.LinuxNamespace
+		for _, n := range s.Linux.Namespaces {
+			if n.Type != specs.CgroupNamespace {
+				nss = append(nss, n)
+			}
+		}
+		s.Linux.Namespaces = nss
+	})
+	own, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, line := range strings.Split(strings.TrimSpace(string(own)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if f[2] == "/" {
+			f[2] = ""
+		}
+		want = append(want, f[0]+":"+f[1]+":"+f[2]+"/"+rel)
+	}
+	r := ociRun(t, opts{}, id, b)
+	got := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("cgroups of the box:\n%s\nwant:\n%s", r, strings.Join(want, "\n"))
+	}
+	t.Cleanup(func() {
+		for _, d := range append(mustGlob("/sys/fs/cgroup/*/nsbox-test-rel"), mustGlob("/sys/fs/cgroup/*/*/*/nsbox-test-rel")...) {
+			os.Remove(d)
+		}
+	})
+	if left := append(mustGlob("/sys/fs/cgroup/*/nsbox-test-rel/"+id), mustGlob("/sys/fs/cgroup/*/*/*/nsbox-test-rel/"+id)...); len(left) > 0 {
+		t.Errorf("cgroups left: %v", left)
+	}
+}
+
+func mustGlob(p string) []string {
+	m, _ := filepath.Glob(p)
+	return m
+}

@@ -19,41 +19,55 @@ import (
 // Manager is one box's cgroup: a directory in each hierarchy it uses.
 type Manager struct {
 	Layout *Layout
-	// Path is the box's cgroup, as an absolute path inside each hierarchy.
-	Path string
+	// Path is the box's cgroup, as an absolute path inside each hierarchy,
+	// but for those in Paths (keyed by mount point), where it differs.
+	Path  string
+	Paths map[string]string
 }
 
-// Resolve turns an OCI cgroupsPath into the box's cgroup: an absolute path
-// is taken inside each hierarchy as it is; a relative one is taken below
-// the caller's own cgroup (of the v2 tree, or the first v1 hierarchy);
-// "slice:prefix:name" is systemd's syntax, refused without systemd.
+// Resolve turns an OCI cgroupsPath into the box's cgroup, as runc does: an
+// absolute path is taken inside each hierarchy as it is; a relative one
+// below the caller's own cgroup in each hierarchy (which may differ from
+// one v1 controller to the next); "slice:prefix:name" is systemd's syntax,
+// refused without systemd.
 func Resolve(l *Layout, cgroupsPath string) (*Manager, error) {
 	if strings.Count(cgroupsPath, ":") == 2 && !strings.HasPrefix(cgroupsPath, "/") {
 		return nil, fmt.Errorf("cgroupsPath %q is for the systemd cgroup driver, which nsbox does not support yet", cgroupsPath)
 	}
-	p := filepath.Clean("/" + cgroupsPath)
-	if !filepath.IsAbs(cgroupsPath) {
-		base := "/"
-		if v2 := l.V2(); l.Unified() && v2 != nil {
-			base = v2.Own
-		} else if len(l.Hierarchies) > 0 {
-			base = l.Hierarchies[0].Own
+	if filepath.IsAbs(cgroupsPath) {
+		p := filepath.Clean(cgroupsPath)
+		if p == "/" {
+			return nil, fmt.Errorf("cgroupsPath %q: the root cgroup cannot hold a box", cgroupsPath)
 		}
-		p = filepath.Join(base, cgroupsPath)
+		return &Manager{Layout: l, Path: p}, nil
 	}
-	if p == "/" {
+	rel := filepath.Clean("/" + cgroupsPath)
+	if rel == "/" {
 		return nil, fmt.Errorf("cgroupsPath %q: the root cgroup cannot hold a box", cgroupsPath)
 	}
-	return &Manager{Layout: l, Path: p}, nil
+	m := &Manager{Layout: l, Path: rel}
+	for _, h := range l.Hierarchies {
+		if own := filepath.Join(h.Own, rel); own != rel {
+			if m.Paths == nil {
+				m.Paths = map[string]string{}
+			}
+			m.Paths[h.Mount] = own
+		}
+	}
+	return m, nil
 }
 
 // Dir is the box's directory in hierarchy h.
 func (m *Manager) Dir(h *Hierarchy) string {
-	rel := m.Path
+	path := m.Path
+	if p, ok := m.Paths[h.Mount]; ok {
+		path = p
+	}
+	rel := path
 	// A mount of a cgroup below the root (a bind, or a cgroup namespace)
 	// shows that cgroup at its mount point.
 	if h.Root != "/" && h.Root != "" {
-		if r, err := filepath.Rel(h.Root, m.Path); err == nil && !strings.HasPrefix(r, "..") {
+		if r, err := filepath.Rel(h.Root, path); err == nil && !strings.HasPrefix(r, "..") {
 			rel = "/" + r
 		}
 	}

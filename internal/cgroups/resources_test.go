@@ -182,3 +182,32 @@ func TestDeviceRulesOfLinuxDevices(t *testing.T) {
 		t.Fatalf("rules of linux.devices: %q", got)
 	}
 }
+
+func TestResolveCgroupsPath(t *testing.T) {
+	l := &Layout{Hierarchies: []Hierarchy{
+		{Mount: "/sys/fs/cgroup/memory", Controllers: []string{"memory"}, Own: "/process_api/x"},
+		{Mount: "/sys/fs/cgroup/cpu", Controllers: []string{"cpu"}, Own: "/"},
+		{Mount: "/sys/fs/cgroup/unified", V2: true, Own: "/user.slice"},
+	}}
+	dirs := func(m *Manager) string {
+		var out []string
+		for i := range l.Hierarchies {
+			out = append(out, m.Dir(&l.Hierarchies[i]))
+		}
+		return strings.Join(out, " ")
+	}
+	m, err := Resolve(l, "/nsbox/b1")
+	if err != nil || dirs(m) != "/sys/fs/cgroup/memory/nsbox/b1 /sys/fs/cgroup/cpu/nsbox/b1 /sys/fs/cgroup/unified/nsbox/b1" {
+		t.Errorf("absolute: %v %v", dirs(m), err)
+	}
+	// Relative: below the caller's cgroup of each hierarchy.
+	m, err = Resolve(l, "boxes/b2")
+	if err != nil || dirs(m) != "/sys/fs/cgroup/memory/process_api/x/boxes/b2 /sys/fs/cgroup/cpu/boxes/b2 /sys/fs/cgroup/unified/user.slice/boxes/b2" {
+		t.Errorf("relative: %v %v", dirs(m), err)
+	}
+	for _, bad := range []string{"/", ".", "system.slice:nsbox:b3"} {
+		if _, err := Resolve(l, bad); err == nil {
+			t.Errorf("cgroupsPath %q accepted", bad)
+		}
+	}
+}

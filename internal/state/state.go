@@ -55,8 +55,10 @@ type State struct {
 	IDRange uint32 `json:"idRange,omitempty"`
 	// NoNewKeyring: the box's processes keep the caller's session keyring.
 	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
-	// CgroupPath is the box's cgroup, inside every hierarchy ("": none).
-	CgroupPath string `json:"cgroupPath,omitempty"`
+	// CgroupPath is the box's cgroup, inside every hierarchy ("": none)
+	// but those in CgroupPaths (by mount point), where it differs.
+	CgroupPath  string            `json:"cgroupPath,omitempty"`
+	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
 	// Config is the box's spec as JSON (decoded only when needed: see Spec).
 	Config json.RawMessage `json:"config,omitempty"`
 }
