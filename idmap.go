@@ -57,7 +57,9 @@ func hasOption(opts []string, o string) bool {
 func parentMakesTrees(fs *rootfs.Plan, idmapRoot bool, ids idDecision) {
 	fs.RootFromParent = true
 	if idmapRoot && fs.Root != "/" {
-		fs.RootIDMap = &rootfs.IDMap{UIDs: ids.uids, GIDs: ids.gids}
+		// A convenience, not something asked for: a root the filesystem
+		// cannot id-map is used as it is (its files unowned in the box).
+		fs.RootIDMap = &rootfs.IDMap{UIDs: ids.uids, GIDs: ids.gids, BestEffort: true}
 	}
 	for i := range fs.Mounts {
 		if fs.Mounts[i].Kind == rootfs.Bind {
@@ -101,6 +103,9 @@ func makeTree(m rootfs.Mount, pid int, ids idDecision) (int, error) {
 	}
 	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(nsfd)}
 	if err := unix.MountSetattr(tree, "", uint(setFlags), attr); err != nil {
+		if err == unix.EINVAL && m.IDMap.BestEffort {
+			return tree, nil
+		}
 		unix.Close(tree)
 		if err == unix.EINVAL {
 			return -1, fmt.Errorf("id-mapped mount of %s: its filesystem (%s) cannot do id-mapped mounts (Linux ≥ 5.12 and filesystem support needed)", m.Source, fsType(m.Source))

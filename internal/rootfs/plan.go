@@ -97,6 +97,9 @@ type Mount struct {
 // IDMap is the id mapping of an id-mapped mount.
 type IDMap struct {
 	UIDs, GIDs []specs.LinuxIDMapping
+	// BestEffort: where the filesystem cannot id-map (tmpfs before Linux
+	// 6.3, ...), mount without it.
+	BestEffort bool
 }
 
 // Device is a device node to provide in /dev.
