@@ -42,7 +42,7 @@ func publicState(st *state.State) *State {
 
 // State returns the state of box id.
 func (rt *Runtime) State(id string) (*State, error) {
-	st, err := rt.store.Load(id)
+	st, err := rt.load(id)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +74,7 @@ func (rt *Runtime) List() ([]*State, error) {
 // Kill sends sig to box id's first process, or with all to every process
 // of the box.
 func (rt *Runtime) Kill(id string, sig syscall.Signal, all bool) error {
-	st, err := rt.store.Load(id)
+	st, err := rt.load(id)
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func (rt *Runtime) signalAll(st *state.State, sig syscall.Signal) error {
 
 // Pids lists the processes of box id, as host pids.
 func (rt *Runtime) Pids(id string) ([]int, error) {
-	st, err := rt.store.Load(id)
+	st, err := rt.load(id)
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +165,17 @@ func descendants(root int) ([]int, error) {
 // their parents can notice; a cgroup freezes invisibly).
 func (rt *Runtime) Pause(id string) error {
 	return rt.setPaused(id, true)
+}
+
+// load loads box id's record, waiting for its creation to end if need be.
+// (Not for a caller that holds the box's lock.)
+func (rt *Runtime) load(id string) (*state.State, error) {
+	st, err := rt.store.Load(id)
+	if errors.Is(err, state.ErrCreating) {
+		rt.store.WaitCreated(id)
+		st, err = rt.store.Load(id)
+	}
+	return st, err
 }
 
 // loadLocked locks box id's record and loads it; unlock releases it.

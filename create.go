@@ -48,6 +48,7 @@ type creation struct {
 	fifo    *os.File // exec.fifo, the Create/Start rendezvous
 	cgroup  *cgroups.Manager
 	cgfd    int // the cgroup2 directory, for CLONE_INTO_CGROUP (-1: none)
+	lockFD  int // holds the box's lock while it is created
 	// cgroupReady waits until the box's cgroup is made (or failed).
 	cgroupReady func() error
 	undo        []func()
@@ -60,10 +61,12 @@ func (rt *Runtime) create(id string, s *specs.Spec, o Options, waitForStart bool
 	if err := checkSpec(s); err != nil {
 		return nil, err
 	}
-	if err := rt.store.Create(id); err != nil {
+	unlock, lockFD, err := rt.store.Create(id)
+	if err != nil {
 		return nil, err
 	}
-	c := &creation{rt: rt, id: id, s: s, o: o, joinFDs: map[namespaces.Type]int{}, cgfd: -1}
+	defer unlock() // commands on the box wait until then
+	c := &creation{rt: rt, id: id, s: s, o: o, joinFDs: map[namespaces.Type]int{}, cgfd: -1, lockFD: lockFD}
 	c.undo = append(c.undo, func() { rt.store.Remove(id) })
 	defer func() {
 		c.closeFiles()
@@ -192,6 +195,7 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 		Stdio:           [3]int{fdOf(o.Stdin), fdOf(o.Stdout), fdOf(o.Stderr)},
 		StartFD:         -1,
 		SessionKeyring:  sessionKeyring(c.id, o.NoNewKeyring),
+		CloseFDs:        []int{c.lockFD},
 		Placement:       c.cgroup != nil && !c.cgroup.Layout.Unified(),
 		CreateHooks:     len(hooksOf(s, hookPrestart))+len(hooksOf(s, hookCreateRuntime))+len(hooksOf(s, hookCreateContainer)) > 0,
 		StartHooks:      !waitForStart && len(hooksOf(s, hookStartContainer)) > 0,

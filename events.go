@@ -19,7 +19,7 @@ type Event = cgroups.Event
 
 // Stats reads the resource usage of box id.
 func (rt *Runtime) Stats(id string) (*Stats, error) {
-	st, err := rt.store.Load(id)
+	st, err := rt.load(id)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +36,7 @@ func (rt *Runtime) Stats(id string) (*Stats, error) {
 // Events reports box id's statistics every interval and each OOM kill as
 // it happens, to fn, until the box stops or stop is closed.
 func (rt *Runtime) Events(id string, interval time.Duration, stop <-chan struct{}, fn func(Event)) error {
-	st, err := rt.store.Load(id)
+	st, err := rt.load(id)
 	if err != nil {
 		return err
 	}

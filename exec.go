@@ -50,7 +50,7 @@ func sessionKeyring(id string, keep bool) string {
 // namespaces and cgroup and runs with the identity, capabilities and
 // limits proc gives (see BoxProcess for the box's own defaults).
 func (rt *Runtime) Exec(id string, proc *specs.Process, o Options) (*Process, error) {
-	st, err := rt.store.Load(id)
+	st, err := rt.load(id)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +256,7 @@ func setgroupsDenied(pid string) bool {
 // BoxProcess returns a copy of box id's own process, the defaults for a
 // process started in it with Exec (as runc exec uses the container's).
 func (rt *Runtime) BoxProcess(id string) (*specs.Process, error) {
-	st, err := rt.store.Load(id)
+	st, err := rt.load(id)
 	if err != nil {
 		return nil, err
 	}

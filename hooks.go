@@ -3,7 +3,6 @@ package nsbox
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/internal/caps"
+	"github.com/nsbox/nsbox/internal/specjson"
 )
 
 // The OCI hooks, by the point of the lifecycle where they run
@@ -54,7 +54,7 @@ func hooksOf(s *specs.Spec, kind string) []specs.Hook {
 
 // hookState is the state a hook reads on its standard input.
 func hookState(id string, status specs.ContainerState, pid int, bundle string, annotations map[string]string) []byte {
-	b, _ := json.Marshal(specs.State{Version: specs.Version, ID: id, Status: status, Pid: pid, Bundle: bundle, Annotations: annotations})
+	b, _ := specjson.Marshal(specs.State{Version: specs.Version, ID: id, Status: status, Pid: pid, Bundle: bundle, Annotations: annotations})
 	return b
 }
 

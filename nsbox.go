@@ -170,7 +170,7 @@ func (rt *Runtime) rangeDir() string { return filepath.Join(rt.store.Root, ".use
 func (rt *Runtime) allocator() *userns.Allocator {
 	return userns.NewAllocator(rt.rangeDir(), func(id string) bool {
 		st, err := rt.store.Load(id)
-		return err == nil && st.Status != specs.StateStopped
+		return err == nil && st.Status != specs.StateStopped || errors.Is(err, state.ErrCreating)
 	})
 }
 

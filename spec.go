@@ -1,7 +1,6 @@
 package nsbox
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -308,7 +307,7 @@ func WithTerminal(s *specs.Spec) error {
 func ParseSpec(b []byte) (*specs.Spec, error) {
 	var s specs.Spec
 	if err := specjson.Unmarshal(b, &s); err != nil {
-		var te *json.UnmarshalTypeError
+		var te *specjson.TypeError
 		if errors.As(err, &te) {
 			return nil, fmt.Errorf("field %s: want %s, got JSON %s", te.Field, te.Type, te.Value)
 		}
@@ -334,7 +333,7 @@ func ParseSpec(b []byte) (*specs.Spec, error) {
 func ParseProcess(b []byte) (*specs.Process, error) {
 	var p specs.Process
 	if err := specjson.Unmarshal(b, &p); err != nil {
-		var te *json.UnmarshalTypeError
+		var te *specjson.TypeError
 		if errors.As(err, &te) {
 			return nil, fmt.Errorf("field %s: want %s, got JSON %s", te.Field, te.Type, te.Value)
 		}

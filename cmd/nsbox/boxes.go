@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox"
+	"github.com/nsbox/nsbox/internal/specjson"
 )
 
 // boxArgs parses the flags of a verb that takes between min and max
@@ -81,7 +81,7 @@ func cmdList(g *global, args []string) int {
 			}
 			out = append(out, e)
 		}
-		json.NewEncoder(os.Stdout).Encode(out)
+		writeJSON(os.Stdout, out)
 	case format == "" || format == "table":
 		w := tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0)
 		fmt.Fprintln(w, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER")
@@ -126,7 +126,7 @@ func cmdState(g *global, args []string) int {
 	if out.Status == "stopped" {
 		out.Pid = 0
 	}
-	b, _ := json.MarshalIndent(out, "", "  ")
+	b, _ := specjson.MarshalIndent(out, "", "  ")
 	fmt.Println(string(b))
 	return 0
 }
@@ -241,7 +241,7 @@ func cmdPs(g *global, args []string) int {
 		if pids == nil {
 			pids = []int{}
 		}
-		json.NewEncoder(os.Stdout).Encode(pids)
+		writeJSON(os.Stdout, pids)
 		return 0
 	case "", "table":
 	default:

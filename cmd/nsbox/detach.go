@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox"
+	"github.com/nsbox/nsbox/internal/specjson"
 )
 
 // monitorVerb is the hidden verb of the process that owns a detached box:
@@ -50,7 +50,7 @@ func detach(g *global, id string, s *specs.Spec, opts nsbox.Options) int {
 	}
 	statusW.Close()
 	reqR.Close()
-	err = json.NewEncoder(reqW).Encode(monitorRequest{Root: g.root, ID: id, Spec: s, Options: opts})
+	err = writeJSON(reqW, monitorRequest{Root: g.root, ID: id, Spec: s, Options: opts})
 	reqW.Close()
 	if err != nil {
 		return fail(g, err)
@@ -74,7 +74,10 @@ func cmdMonitor(args []string) int {
 	status := os.NewFile(3, "status")
 	reqFile := os.NewFile(4, "request")
 	var req monitorRequest
-	err := json.NewDecoder(reqFile).Decode(&req)
+	b, err := io.ReadAll(reqFile)
+	if err == nil {
+		err = specjson.Unmarshal(b, &req)
+	}
 	reqFile.Close()
 	if err != nil {
 		fmt.Fprintf(status, "monitor: read request: %v\n", err)

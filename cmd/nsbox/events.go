@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"os/signal"
 	"time"
@@ -22,13 +21,12 @@ func cmdEvents(g *global, args []string) int {
 	if !ok {
 		return code
 	}
-	enc := json.NewEncoder(os.Stdout)
 	if stats {
 		s, err := rt.Stats(pos[0])
 		if err != nil {
 			return fail(g, err)
 		}
-		enc.Encode(nsbox.Event{Type: "stats", ID: pos[0], Data: s})
+		writeJSON(os.Stdout, nsbox.Event{Type: "stats", ID: pos[0], Data: s})
 		return 0
 	}
 	d, err := time.ParseDuration(interval)
@@ -39,7 +37,7 @@ func cmdEvents(g *global, args []string) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM)
 	go func() { <-sigs; close(stop) }()
-	if err := rt.Events(pos[0], d, stop, func(e nsbox.Event) { enc.Encode(e) }); err != nil {
+	if err := rt.Events(pos[0], d, stop, func(e nsbox.Event) { writeJSON(os.Stdout, e) }); err != nil {
 		return fail(g, err)
 	}
 	return 0

@@ -4,7 +4,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/nsbox/nsbox"
 	"github.com/nsbox/nsbox/internal/fileio"
+	"github.com/nsbox/nsbox/internal/specjson"
 )
 
 // Exit statuses of nsbox itself. The command's own status is passed through
@@ -205,6 +205,16 @@ func (g *global) rootlessMode() bool {
 	return err == nil && strings.Join(strings.Fields(string(b)), " ") != "0 0 4294967295"
 }
 
+// writeJSON writes v to w as one line of JSON.
+func writeJSON(w io.Writer, v any) error {
+	b, err := specjson.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
 func specVersion() string { return nsbox.SpecVersion }
 
 // fail reports err on stderr (and in --log) and returns the exit status for
@@ -223,7 +233,7 @@ func logError(g *global, err error) {
 		return
 	}
 	if g.logFormat == "json" {
-		b, _ := json.Marshal(map[string]string{"level": "error", "msg": err.Error(), "time": time.Now().UTC().Format(time.RFC3339Nano)})
+		b, _ := specjson.Marshal(map[string]string{"level": "error", "msg": err.Error(), "time": time.Now().UTC().Format(time.RFC3339Nano)})
 		fmt.Fprintln(g.log, string(b))
 		return
 	}

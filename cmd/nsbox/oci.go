@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"github.com/nsbox/nsbox/internal/namespaces"
 	"github.com/nsbox/nsbox/internal/rootfs"
 	"github.com/nsbox/nsbox/internal/seccomp"
+	"github.com/nsbox/nsbox/internal/specjson"
 )
 
 // cmdFeatures prints what this runtime supports, as runtime-spec's
@@ -55,7 +55,7 @@ func cmdFeatures(g *global, args []string) int {
 		},
 		Annotations: map[string]string{"io.github.nsbox.version": versionString()},
 	}
-	b, _ := json.MarshalIndent(f, "", "    ")
+	b, _ := specjson.MarshalIndent(f, "", "    ")
 	fmt.Println(string(b))
 	return 0
 }
@@ -78,7 +78,7 @@ func cmdSpec(g *global, args []string) int {
 		return fail(g, fmt.Errorf("%s exists: remove it first", path))
 	}
 	s := nsbox.TemplateSpec(rootless)
-	b, err := json.MarshalIndent(s, "", "\t")
+	b, err := specjson.MarshalIndent(s, "", "\t")
 	if err != nil {
 		return fail(g, err)
 	}

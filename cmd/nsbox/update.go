@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox"
+	"github.com/nsbox/nsbox/internal/specjson"
 )
 
 // resourceFlags are the limit flags of `update` (as runc's), which fill in
@@ -252,8 +252,11 @@ func cmdUpdate(g *global, args []string) int {
 			in = fh
 		}
 		var fromFile specs.LinuxResources
-		dec := json.NewDecoder(in)
-		if err := dec.Decode(&fromFile); err != nil {
+		b, err := io.ReadAll(in)
+		if err == nil {
+			err = specjson.Unmarshal(b, &fromFile)
+		}
+		if err != nil {
 			return fail(g, fmt.Errorf("--resources %s: %w", file, err))
 		}
 		// Flags given as well take precedence, as with runc.

@@ -1,7 +1,6 @@
 package initproc
 
 import (
-	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,6 +40,20 @@ type Trampoline struct {
 	Flags  uintptr
 }
 
+// The ELF constants the image needs (elf(5)); debug/elf would bring in
+// DWARF and compression readers, a tenth of the binary, for a few numbers.
+const (
+	elfClass64        = 2
+	elfData2LSB       = 1
+	elfVersion        = 1
+	elfTypeExec       = 2
+	elfPTLoad         = 1
+	elfPFX            = 1
+	elfPFR            = 4
+	elfMachineX86_64  = 62
+	elfMachineAArch64 = 183
+)
+
 // trampolineBase is where the trampoline is loaded.
 const trampolineBase = 0x400000
 
@@ -69,10 +82,10 @@ func (t *Trampoline) Image() ([]byte, error) {
 	img := make([]byte, size)
 	le := binary.LittleEndian
 	// ELF header.
-	copy(img, []byte{0x7f, 'E', 'L', 'F', byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)})
-	le.PutUint16(img[16:], uint16(elf.ET_EXEC))
-	le.PutUint16(img[18:], uint16(trampolineMachine))
-	le.PutUint32(img[20:], uint32(elf.EV_CURRENT))
+	copy(img, []byte{0x7f, 'E', 'L', 'F', elfClass64, elfData2LSB, elfVersion})
+	le.PutUint16(img[16:], elfTypeExec)
+	le.PutUint16(img[18:], trampolineMachine)
+	le.PutUint32(img[20:], elfVersion)
 	le.PutUint64(img[24:], trampolineBase+uint64(code)) // entry
 	le.PutUint64(img[32:], ehsize)                      // program headers
 	le.PutUint16(img[52:], ehsize)
@@ -80,8 +93,8 @@ func (t *Trampoline) Image() ([]byte, error) {
 	le.PutUint16(img[56:], 1)
 	// One read-only, executable segment: the whole file.
 	ph := img[ehsize:]
-	le.PutUint32(ph[0:], uint32(elf.PT_LOAD))
-	le.PutUint32(ph[4:], uint32(elf.PF_R|elf.PF_X))
+	le.PutUint32(ph[0:], elfPTLoad)
+	le.PutUint32(ph[4:], elfPFR|elfPFX)
 	le.PutUint64(ph[16:], trampolineBase)
 	le.PutUint64(ph[24:], trampolineBase)
 	le.PutUint64(ph[32:], uint64(size))

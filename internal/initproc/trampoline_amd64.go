@@ -1,8 +1,6 @@
 package initproc
 
-import "debug/elf"
-
-const trampolineMachine = elf.EM_X86_64
+const trampolineMachine = elfMachineX86_64
 
 // trampolineCode is the trampoline's code; its data block follows it.
 // Assembled (GNU as, Intel syntax) from:

@@ -1,8 +1,6 @@
 package initproc
 
-import "debug/elf"
-
-const trampolineMachine = elf.EM_AARCH64
+const trampolineMachine = elfMachineAArch64
 
 // trampolineCode is the trampoline's code; its data block follows it.
 // Assembled (llvm-mc -triple=aarch64) from:

@@ -2,9 +2,7 @@
 
 package initproc
 
-import "debug/elf"
-
-const trampolineMachine = elf.EM_NONE
+const trampolineMachine = 0
 
 // trampolineCode is empty: there is no trampoline for this architecture.
 var trampolineCode []byte

@@ -23,7 +23,7 @@ func TestTrampolineImageIsAStaticELF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Type != elf.ET_EXEC || f.Machine != trampolineMachine || len(f.Progs) != 1 {
+	if f.Type != elf.ET_EXEC || f.Machine != elf.Machine(trampolineMachine) || len(f.Progs) != 1 {
 		t.Fatalf("type %v machine %v, %d segments", f.Type, f.Machine, len(f.Progs))
 	}
 	p := f.Progs[0]

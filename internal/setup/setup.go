@@ -72,6 +72,9 @@ type Config struct {
 	// cgroup namespace is then made after it, so that its root is the box's
 	// cgroup.
 	Placement bool
+	// CloseFDs are closed first thing: descriptors of the parent the child
+	// must not hold (the box's state lock).
+	CloseFDs []int
 	// TrampolineFD, if not 0, is an empty memfd for the exec trampoline
 	// (initproc.Trampoline), through which the command is executed: the
 	// caller writes Result.Trampoline into it.
@@ -145,6 +148,9 @@ func Build(c Config) (*Result, error) {
 	lateCgroupNS := c.Placement && newFlags&unix.CLONE_NEWCGROUP != 0
 	if lateCgroupNS {
 		newFlags &^= unix.CLONE_NEWCGROUP // its root is the cgroup at its creation
+	}
+	for _, fd := range c.CloseFDs {
+		b.Call("let go of the parent's lock", unix.SYS_CLOSE, imm(uintptr(fd)))
 	}
 	mapsAtClone := len(joins) == 0 && newUser
 	r.GoAhead = c.Placement || mapsAtClone

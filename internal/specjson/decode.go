@@ -2,7 +2,6 @@ package specjson
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -11,9 +10,20 @@ import (
 	"sync"
 )
 
+// TypeError is a JSON value of the wrong type for the field it goes to.
+type TypeError struct {
+	Value string       // "string", "number 7", ...
+	Type  reflect.Type // of the field
+	Field string       // dotted path from the top
+}
+
+func (e *TypeError) Error() string {
+	return "json: cannot unmarshal " + e.Value + " into field " + e.Field + " of type " + e.Type.String()
+}
+
 // Unmarshal decodes data into v, a non-nil pointer, as encoding/json.Unmarshal
 // does for the types the spec and state use; a value of the wrong type is a
-// *json.UnmarshalTypeError whose Field is the dotted path to it.
+// *TypeError whose Field is the dotted path to it.
 //
 // Like Marshal it avoids encoding/json's first-use cost, which for an OCI
 // spec (hundreds of reachable types) is most of a short-lived command's
@@ -41,7 +51,7 @@ type decoder struct {
 }
 
 var (
-	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+	unmarshalerType = reflect.TypeFor[unmarshaler]()
 	emptyInterface  = reflect.TypeFor[any]()
 )
 
@@ -99,7 +109,7 @@ func (d *decoder) value(v reflect.Value, path string) error {
 		if err := d.skip(); err != nil {
 			return err
 		}
-		return v.Addr().Interface().(json.Unmarshaler).UnmarshalJSON(d.data[start:d.i])
+		return v.Addr().Interface().(unmarshaler).UnmarshalJSON(d.data[start:d.i])
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
@@ -186,7 +196,7 @@ func (d *decoder) value(v reflect.Value, path string) error {
 			return err
 		}
 		if t.Kind() != reflect.String {
-			return &json.UnmarshalTypeError{Value: "string", Type: t, Field: path}
+			return &TypeError{Value: "string", Type: t, Field: path}
 		}
 		v.SetString(s)
 		return nil
@@ -196,7 +206,7 @@ func (d *decoder) value(v reflect.Value, path string) error {
 			return d.syntax("in literal")
 		}
 		if t.Kind() != reflect.Bool {
-			return &json.UnmarshalTypeError{Value: "bool", Type: t, Field: path}
+			return &TypeError{Value: "bool", Type: t, Field: path}
 		}
 		v.SetBool(b)
 		return nil
@@ -222,12 +232,12 @@ func (d *decoder) mismatch(c byte, t reflect.Type, path string) error {
 	if err := d.skip(); err != nil {
 		return err
 	}
-	return &json.UnmarshalTypeError{Value: what, Type: t, Field: path}
+	return &TypeError{Value: what, Type: t, Field: path}
 }
 
 func setNumber(v reflect.Value, n, path string) error {
 	t := v.Type()
-	bad := func() error { return &json.UnmarshalTypeError{Value: "number " + n, Type: t, Field: path} }
+	bad := func() error { return &TypeError{Value: "number " + n, Type: t, Field: path} }
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		i, err := strconv.ParseInt(n, 10, t.Bits())
@@ -248,7 +258,7 @@ func setNumber(v reflect.Value, n, path string) error {
 		}
 		v.SetFloat(f)
 	default:
-		return &json.UnmarshalTypeError{Value: "number", Type: t, Field: path}
+		return &TypeError{Value: "number", Type: t, Field: path}
 	}
 	return nil
 }

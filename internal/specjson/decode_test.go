@@ -56,7 +56,7 @@ func TestUnmarshalErrors(t *testing.T) {
 	} {
 		var s specs.Spec
 		err := Unmarshal([]byte(in), &s)
-		var te *json.UnmarshalTypeError
+		var te *TypeError
 		if !errors.As(err, &te) || te.Field != field {
 			t.Errorf("%s: error %v, want a type error at %s", in, err, field)
 		}

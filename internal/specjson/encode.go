@@ -1,7 +1,6 @@
 package specjson
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"reflect"
@@ -10,6 +9,95 @@ import (
 	"strings"
 	"unicode/utf8"
 )
+
+// RawMessage is a JSON document kept as it is (as encoding/json's).
+type RawMessage []byte
+
+// MarshalJSON returns m ("null" when empty).
+func (m RawMessage) MarshalJSON() ([]byte, error) {
+	if len(m) == 0 {
+		return []byte("null"), nil
+	}
+	return m, nil
+}
+
+// UnmarshalJSON keeps a copy of data.
+func (m *RawMessage) UnmarshalJSON(data []byte) error {
+	*m = append((*m)[:0], data...)
+	return nil
+}
+
+// marshaler and unmarshaler are encoding/json's interfaces (time.Time has
+// them), declared here so that nsbox does without encoding/json: its
+// reflection tables are a tenth of the binary, and so of its memory.
+type (
+	marshaler   interface{ MarshalJSON() ([]byte, error) }
+	unmarshaler interface{ UnmarshalJSON([]byte) error }
+)
+
+// MarshalIndent is Marshal with each element on a line of its own, indented
+// by indent after prefix, as encoding/json.MarshalIndent.
+func MarshalIndent(v any, prefix, indent string) ([]byte, error) {
+	b, err := Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return Indent(b, prefix, indent), nil
+}
+
+// Indent lays out the compact JSON b (as Marshal writes it) with one
+// element a line.
+func Indent(b []byte, prefix, indent string) []byte {
+	var out []byte
+	depth := 0
+	newline := func() {
+		out = append(out, '\n')
+		out = append(out, prefix...)
+		for i := 0; i < depth; i++ {
+			out = append(out, indent...)
+		}
+	}
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			out = append(out, c)
+			if c == '\\' && i+1 < len(b) {
+				i++
+				out = append(out, b[i])
+			} else if c == '"' {
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+			out = append(out, c)
+		case '{', '[':
+			out = append(out, c)
+			if i+1 < len(b) && (b[i+1] == '}' || b[i+1] == ']') {
+				i++
+				out = append(out, b[i])
+				continue
+			}
+			depth++
+			newline()
+		case '}', ']':
+			depth--
+			newline()
+			out = append(out, c)
+		case ',':
+			out = append(out, c)
+			newline()
+		case ':':
+			out = append(out, ':', ' ')
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 // Marshal encodes v as JSON that encoding/json decodes to the same value.
 //
@@ -27,8 +115,8 @@ func Marshal(v any) ([]byte, error) {
 }
 
 var (
-	marshalerType = reflect.TypeFor[json.Marshaler]()
-	rawType       = reflect.TypeFor[json.RawMessage]()
+	marshalerType = reflect.TypeFor[marshaler]()
+	rawType       = reflect.TypeFor[RawMessage]()
 )
 
 func appendValue(b []byte, v reflect.Value) ([]byte, error) {
@@ -43,7 +131,7 @@ func appendValue(b []byte, v reflect.Value) ([]byte, error) {
 		return append(b, v.Bytes()...), nil
 	}
 	if t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface && t.Implements(marshalerType) {
-		out, err := v.Interface().(json.Marshaler).MarshalJSON()
+		out, err := v.Interface().(marshaler).MarshalJSON()
 		return append(b, out...), err
 	}
 	switch t.Kind() {
@@ -52,7 +140,7 @@ func appendValue(b []byte, v reflect.Value) ([]byte, error) {
 			return append(b, "null"...), nil
 		}
 		if t.Kind() == reflect.Pointer && t.Implements(marshalerType) {
-			out, err := v.Interface().(json.Marshaler).MarshalJSON()
+			out, err := v.Interface().(marshaler).MarshalJSON()
 			return append(b, out...), err
 		}
 		return appendValue(b, v.Elem())
@@ -211,6 +299,10 @@ func appendString(b []byte, s string) []byte {
 				b = append(b, '\\', 'r')
 			case '\t':
 				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
 			default:
 				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			}

@@ -14,10 +14,10 @@ import (
 // a time and a raw message.
 type record struct {
 	specs.State
-	Created time.Time       `json:"created"`
-	Owner   int             `json:"owner"`
-	Flag    bool            `json:"flag,omitempty"`
-	Config  json.RawMessage `json:"config,omitempty"`
+	Created time.Time  `json:"created"`
+	Owner   int        `json:"owner"`
+	Flag    bool       `json:"flag,omitempty"`
+	Config  RawMessage `json:"config,omitempty"`
 }
 
 // fill sets v (recursively) to random values; depth bounds recursion.
@@ -43,7 +43,7 @@ func fill(r *rand.Rand, v reflect.Value, depth int) {
 		if depth > 8 || r.Intn(3) == 0 {
 			return
 		}
-		if v.Type() == reflect.TypeFor[json.RawMessage]() {
+		if v.Type() == reflect.TypeFor[RawMessage]() {
 			v.SetBytes([]byte(`{"a":[1,2,"x"]}`))
 			return
 		}
@@ -131,5 +131,27 @@ func TestMarshalStringsLikeEncodingJSON(t *testing.T) {
 		if got := appendString(nil, s); string(got) != string(want) {
 			t.Errorf("%q: got %s, want %s", s, got, want)
 		}
+	}
+}
+
+// TestMarshalIndentLikeEncodingJSON: the indented layout is encoding/json's.
+func TestMarshalIndentLikeEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewSource(3))
+	for i := 0; i < 100; i++ {
+		v := &specs.Spec{}
+		fill(r, reflect.ValueOf(v).Elem(), 0)
+		ours, err := MarshalIndent(v, "", "\t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, _ := json.MarshalIndent(v, "", "\t")
+		if string(ours) != string(theirs) {
+			t.Fatalf("indented differently\nours:   %s\ntheirs: %s", ours, theirs)
+		}
+	}
+	ours, _ := MarshalIndent(map[string]any{"a": []int{}, "b": map[string]int{}, "c": "x\"{,}"}, ">", "  ")
+	theirs, _ := json.MarshalIndent(map[string]any{"a": []int{}, "b": map[string]int{}, "c": "x\"{,}"}, ">", "  ")
+	if string(ours) != string(theirs) {
+		t.Fatalf("ours:\n%s\ntheirs:\n%s", ours, theirs)
 	}
 }

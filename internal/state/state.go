@@ -3,7 +3,6 @@
 package state
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -60,7 +59,7 @@ type State struct {
 	CgroupPath  string            `json:"cgroupPath,omitempty"`
 	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
 	// Config is the box's spec as JSON (decoded only when needed: see Spec).
-	Config json.RawMessage `json:"config,omitempty"`
+	Config specjson.RawMessage `json:"config,omitempty"`
 }
 
 // SetSpec records spec as the box's config.
@@ -136,15 +135,40 @@ const ExecFifo = "exec.fifo"
 func (s *Store) Dir(id string) string { return filepath.Join(s.Root, id) }
 
 // Create reserves id; it fails with ErrExist if the id is taken.
-func (s *Store) Create(id string) error {
+// The record is locked until unlock is called, so that commands on the box
+// wait for its creation to end (see WaitCreated); fd holds the lock, and a
+// process forked meanwhile must close it (a flock belongs to the open
+// file, which the fork shares).
+func (s *Store) Create(id string) (unlock func(), fd int, err error) {
 	if err := CheckID(id); err != nil {
-		return err
+		return nil, -1, err
 	}
-	err := os.Mkdir(s.Dir(id), 0o700)
+	err = os.Mkdir(s.Dir(id), 0o700)
 	if errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("%w: %s", ErrExist, id)
+		return nil, -1, fmt.Errorf("%w: %s", ErrExist, id)
 	}
-	return err
+	if err != nil {
+		return nil, -1, err
+	}
+	fd, err = s.lock(id)
+	if err != nil {
+		return nil, -1, err
+	}
+	return func() { unix.Close(fd) }, fd, nil
+}
+
+// ErrCreating is returned by Load for a box whose creation has not ended.
+var ErrCreating = errors.New("being created")
+
+// WaitCreated waits until no command holds box id's lock: the creation
+// of a box that Load found being created has then ended (or failed).
+func (s *Store) WaitCreated(id string) {
+	fd, err := unix.Open(s.Dir(id), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	unix.Flock(fd, unix.LOCK_SH)
+	unix.Close(fd)
 }
 
 // Save writes st atomically. Each version of the record is a new file,
@@ -212,7 +236,7 @@ func (s *Store) Load(id string) (*State, error) {
 	b, err := fileio.ReadFile(filepath.Join(s.Dir(id), "state.json"))
 	if errors.Is(err, os.ErrNotExist) {
 		if _, derr := os.Stat(s.Dir(id)); derr == nil {
-			return nil, fmt.Errorf("box %s is being created", id)
+			return nil, fmt.Errorf("box %s is %w", id, ErrCreating)
 		}
 		return nil, fmt.Errorf("%w: %s", ErrNotExist, id)
 	}
@@ -280,18 +304,26 @@ func (s *Store) List() ([]string, error) {
 // Lock takes an exclusive lock on box id's record, held until unlock is
 // called, so that concurrent commands on one box are serialised.
 func (s *Store) Lock(id string) (unlock func(), err error) {
+	fd, err := s.lock(id)
+	if err != nil {
+		return nil, err
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+func (s *Store) lock(id string) (int, error) {
 	fd, err := unix.Open(s.Dir(id), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return nil, fmt.Errorf("%w: %s", ErrNotExist, id)
+			return -1, fmt.Errorf("%w: %s", ErrNotExist, id)
 		}
-		return nil, err
+		return -1, err
 	}
 	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("lock box %s: %w", id, err)
+		return -1, fmt.Errorf("lock box %s: %w", id, err)
 	}
-	return func() { unix.Close(fd) }, nil
+	return fd, nil
 }
 
 // Refresh sets Status to stopped when the box's init process is gone.

@@ -1,10 +1,12 @@
 package state
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -14,9 +16,11 @@ func TestSaveLoadRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Create("b1"); err != nil {
+	unlock, _, err := s.Create("b1")
+	if err != nil {
 		t.Fatal(err)
 	}
+	unlock()
 	if _, err := s.Load("b1"); err == nil {
 		t.Fatal("loaded a box being created")
 	}
@@ -55,4 +59,32 @@ func TestSaveLoadRemove(t *testing.T) {
 	if _, err := s.Load("b1"); err == nil {
 		t.Fatal("loaded a removed box")
 	}
+}
+
+func TestLoadWaitsForCreation(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, _, err := s.Create("b2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load("b2"); !errors.Is(err, ErrCreating) {
+		t.Fatalf("Load during creation: %v", err)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		s.Save(&State{State: specs.State{ID: "b2", Status: specs.StateRunning}})
+		unlock()
+	}()
+	start := time.Now()
+	s.WaitCreated("b2")
+	if time.Since(start) < 40*time.Millisecond {
+		t.Fatal("WaitCreated did not wait for the creation")
+	}
+	if st, err := s.Load("b2"); err != nil || st.Status != specs.StateRunning {
+		t.Fatalf("after creation: %+v %v", st, err)
+	}
+	s.Remove("b2")
 }
