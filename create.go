@@ -47,8 +47,9 @@ type creation struct {
 	fs      *rootfs.Plan
 	fifo    *os.File // exec.fifo, the Create/Start rendezvous
 	cgroup  *cgroups.Manager
-	cgfd    int // the cgroup2 directory, for CLONE_INTO_CGROUP (-1: none)
-	lockFD  int // holds the box's lock while it is created
+	cgfd    int         // the cgroup2 directory, for CLONE_INTO_CGROUP (-1: none)
+	lockFD  int         // holds the box's lock while it is created
+	net     *boxNetwork // its bridge network, if any
 	// cgroupReady waits until the box's cgroup is made (or failed).
 	cgroupReady func() error
 	undo        []func()
@@ -127,6 +128,12 @@ func (c *creation) prepare(waitForStart bool) error {
 			return err
 		}
 	}
+	if o.Network != nil {
+		if err := c.prepareNetwork(); err != nil {
+			return err
+		}
+		s = c.s // with the binds of its /etc files
+	}
 	if !c.ns.Is(specs.MountNamespace, namespaces.New) {
 		if s.Root != nil && filepath.Clean(s.Root.Path) != "/" {
 			return fmt.Errorf("root.path %s needs a new mount namespace", s.Root.Path)
@@ -152,6 +159,7 @@ func (c *creation) prepare(waitForStart bool) error {
 		UserNS:     !c.ns.Is(specs.UserNamespace, namespaces.Share) || os.Geteuid() != 0,
 		OwnPID:     c.ns.Is(specs.PIDNamespace, namespaces.New),
 		OwnNet:     c.ns.Is(specs.NetworkNamespace, namespaces.New),
+		HostNet:    c.ns.Is(specs.NetworkNamespace, namespaces.Share),
 		OwnIPC:     c.ns.Is(specs.IPCNamespace, namespaces.New),
 		TTYGroup:   c.ids.ttyGroup,
 		Terminal:   s.Process.Terminal,
@@ -197,6 +205,7 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 		SessionKeyring:  sessionKeyring(c.id, o.NoNewKeyring),
 		CloseFDs:        []int{c.lockFD},
 		Placement:       c.cgroup != nil && !c.cgroup.Layout.Unified(),
+		ParentNetwork:   c.net != nil,
 		CreateHooks:     len(hooksOf(s, hookPrestart))+len(hooksOf(s, hookCreateRuntime))+len(hooksOf(s, hookCreateContainer)) > 0,
 		StartHooks:      !waitForStart && len(hooksOf(s, hookStartContainer)) > 0,
 	}
@@ -243,6 +252,11 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 	if c.cgroup != nil {
 		st.CgroupPath, st.CgroupPaths = c.cgroup.Path, c.cgroup.Paths
 	}
+	if c.net != nil {
+		if c.net.net != nil {
+			st.Network, st.Addr = c.net.net.Name, c.net.lease.Addr.String()
+		}
+	}
 	if waitForStart {
 		st.Status = specs.StateCreated
 	}
@@ -253,10 +267,15 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 			return makeTree(r.Trees.Trees[i], pid, c.ids)
 		},
 		Place: func(pid int) error {
-			if c.cgroup == nil || c.cgfd >= 0 {
-				return nil
+			if c.cgroup != nil && c.cgfd < 0 {
+				if err := c.cgroup.Apply(pid); err != nil {
+					return err
+				}
 			}
-			return c.cgroup.Apply(pid)
+			if c.net != nil {
+				return c.attachNetwork(pid)
+			}
+			return nil
 		},
 		Meanwhile:   func() { specErr = st.SetSpec(s) },
 		CreateHooks: func(pid int) error { return c.createHooks(pid) },
@@ -289,7 +308,11 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 		kill()
 		return nil, err
 	}
-	return &Box{ID: c.id, Console: proc.Console, rt: c.rt, proc: proc, st: st, release: c.ids.release}, nil
+	b := &Box{ID: c.id, Console: proc.Console, rt: c.rt, proc: proc, st: st, release: c.ids.release}
+	if c.net != nil {
+		b.userNet = c.net.userNet
+	}
+	return b, nil
 }
 
 // createHooks runs the prestart and createRuntime hooks in the runtime's

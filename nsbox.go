@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/internal/namespaces"
+	"github.com/nsbox/nsbox/internal/network"
 	"github.com/nsbox/nsbox/internal/process"
 	"github.com/nsbox/nsbox/internal/rootfs"
 	"github.com/nsbox/nsbox/internal/state"
@@ -86,6 +87,9 @@ type Options struct {
 	// pivot_root, for roots pivot_root cannot leave (an initramfs); the
 	// old root then stays reachable to a process with CAP_SYS_CHROOT.
 	NoPivot bool
+	// Network connects the box to a bridge network (it needs a network
+	// namespace of its own, and root).
+	Network *NetworkOptions
 	// Debug, when set, receives the list of the child's set-up steps.
 	Debug io.Writer `json:"-"`
 }
@@ -114,6 +118,7 @@ type Box struct {
 	proc    *process.Process
 	st      *state.State
 	release func()
+	userNet *network.UserNet // pasta or slirp4netns serving the box
 }
 
 // Pid is the pid of the box's first process (its init, or the command).
@@ -139,6 +144,7 @@ func (b *Box) Signal(sig syscall.Signal) error { return b.proc.Signal(sig) }
 // for signal N). An ephemeral box is then removed from the state directory.
 func (b *Box) Wait() (int, error) {
 	code, err := b.proc.Wait()
+	b.userNet.Close()
 	if b.st.Ephemeral {
 		b.rt.remove(b.st)
 	}
@@ -156,6 +162,7 @@ func (rt *Runtime) remove(st *state.State) {
 			rt.warn(runHostHooks(s, hookPoststop, hookState(st.ID, specs.StateStopped, 0, st.Bundle, st.Annotations)))
 		}()
 	}
+	rt.releaseNetwork(st)
 	if m := cgroupOf(st); m != nil {
 		m.Destroy()
 	}

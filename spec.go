@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/internal/caps"
+	"github.com/nsbox/nsbox/internal/fileio"
 	"github.com/nsbox/nsbox/internal/namespaces"
 	"github.com/nsbox/nsbox/internal/specjson"
 	"github.com/nsbox/nsbox/internal/userns"
@@ -235,6 +238,63 @@ func WithJoinedNamespace(t specs.LinuxNamespaceType, path string) SpecOpt {
 		s.Linux.Namespaces = append(removeNS(s.Linux.Namespaces, t), specs.LinuxNamespace{Type: t, Path: path})
 		return nil
 	}
+}
+
+// WithCallerCredentials runs the command as the caller itself, as a plain
+// fork and exec would: the caller's effective uid and gid, supplementary
+// groups, umask and five capability sets, and no no_new_privs. It is meant
+// for boxes that share the caller's user namespace (`nsbox netns exec`);
+// in a new user namespace the caller's ids mean nothing.
+func WithCallerCredentials(s *specs.Spec) error {
+	status, err := fileio.ReadFile("/proc/self/status")
+	if err != nil {
+		return fmt.Errorf("read the caller's credentials: %w", err)
+	}
+	fields := map[string]string{}
+	for _, line := range strings.Split(string(status), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			fields[k] = strings.TrimSpace(v)
+		}
+	}
+	capSet := func(key string) ([]string, error) {
+		n, err := strconv.ParseUint(fields[key], 16, 64)
+		if err != nil {
+			return nil, fmt.Errorf("read the caller's capabilities: %s %q in /proc/self/status", key, fields[key])
+		}
+		var names []string
+		for _, name := range caps.Set(n).Names() {
+			if _, err := caps.Parse(name); err == nil { // one newer than nsbox cannot be named
+				names = append(names, name)
+			}
+		}
+		return names, nil
+	}
+	c := &specs.LinuxCapabilities{}
+	for _, f := range []struct {
+		key string
+		dst *[]string
+	}{{"CapBnd", &c.Bounding}, {"CapEff", &c.Effective}, {"CapPrm", &c.Permitted}, {"CapInh", &c.Inheritable}, {"CapAmb", &c.Ambient}} {
+		if *f.dst, err = capSet(f.key); err != nil {
+			return err
+		}
+	}
+	umask, err := strconv.ParseUint(fields["Umask"], 8, 32)
+	if err != nil {
+		return fmt.Errorf("read the caller's umask: Umask %q in /proc/self/status", fields["Umask"])
+	}
+	groups, err := unix.Getgroups()
+	if err != nil {
+		return fmt.Errorf("read the caller's supplementary groups: %w", err)
+	}
+	u := specs.User{UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Umask: new(uint32)}
+	*u.Umask = uint32(umask)
+	for _, g := range groups {
+		u.AdditionalGids = append(u.AdditionalGids, uint32(g))
+	}
+	s.Process.User = u
+	s.Process.Capabilities = c
+	s.Process.NoNewPrivileges = false
+	return nil
 }
 
 func removeNS(list []specs.LinuxNamespace, t specs.LinuxNamespaceType) []specs.LinuxNamespace {

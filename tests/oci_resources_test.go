@@ -2,9 +2,12 @@ package tests
 
 import (
 	"encoding/json"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -218,4 +221,50 @@ func TestOCIRelativeCgroupsPath(t *testing.T) {
 func mustGlob(p string) []string {
 	m, _ := filepath.Glob(p)
 	return m
+}
+
+// TestOCIRootfsPropagation: with rootfsPropagation rslave the box receives
+// mounts the host makes later under its binds (from a shared mount, as the
+// test makes one); by default (private) it does not.
+func TestOCIRootfsPropagation(t *testing.T) {
+	requireRoot(t)
+	watchLeftovers(t)
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o755)
+	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	if err := syscall.Mount("", dir, "", syscall.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		prop string
+		want bool
+	}{{"rslave", true}, {"", false}} {
+		b := newBundle(t, []string{"sh", "-c", "echo ready; sleep 1; ls /mnt/sub"}, withBind(dir, "/mnt"), func(s *specs.Spec) {
+			s.Linux.RootfsPropagation = c.prop
+		})
+		id := boxID("prop")
+		cmd := exec.Command(bin, "--root", stateRoot, "run", "--bundle", b, id)
+		cmd.Env = append(os.Environ(), marker)
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		removeAtEnd(t, opts{}, id)
+		buf := make([]byte, 64)
+		readWithin(t, out, buf, 5*time.Second) // "ready"
+		if err := syscall.Mount("tmpfs", sub, "tmpfs", 0, ""); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(sub, "seen"), nil, 0o644)
+		rest, _ := io.ReadAll(out)
+		cmd.Wait()
+		syscall.Unmount(sub, syscall.MNT_DETACH)
+		if got := strings.Contains(string(rest), "seen"); got != c.want {
+			t.Errorf("rootfsPropagation %q: the host's later mount seen = %v, want %v (%q)", c.prop, got, c.want, rest)
+		}
+	}
 }

@@ -71,6 +71,10 @@ func detach(g *global, id string, s *specs.Spec, opts nsbox.Options) int {
 }
 
 func cmdMonitor(args []string) int {
+	// Inherited open: no process the monitor starts (the box, pasta) may
+	// keep them, or the caller would wait for their end forever.
+	unix.CloseOnExec(3)
+	unix.CloseOnExec(4)
 	status := os.NewFile(3, "status")
 	reqFile := os.NewFile(4, "request")
 	var req monitorRequest

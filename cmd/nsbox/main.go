@@ -65,6 +65,8 @@ func init() {
 		{"exec", "run a process in a running box", cmdExec},
 		{"update", "change the resource limits of a box", cmdUpdate},
 		{"events", "print a box's statistics and OOM kills", cmdEvents},
+		{"network", "create, list, inspect and remove bridge networks", cmdNetwork},
+		{"netns", "named network namespaces, as ip netns: add, ls, exec, rm", cmdNetns},
 		{"spec", "write a template config.json for an OCI bundle", cmdSpec},
 		{"features", "print the runtime's features as JSON", cmdFeatures},
 	}

@@ -26,6 +26,7 @@ type runFlags struct {
 	tty                                                                       string // "" = auto
 	oci                                                                       ociFlags
 	limits                                                                    resourceFlags
+	net                                                                       netFlags
 }
 
 func runFlagSet(f *runFlags) *flagSet {
@@ -66,6 +67,7 @@ command, run the OCI bundle in --bundle (default: the current directory).`)
 	})
 	fs.defs[len(fs.defs)-1].arg = "" // a boolean
 	f.limits.defineRun(fs)
+	f.net.define(fs)
 	f.oci.define(fs)
 	return fs
 }
@@ -373,6 +375,9 @@ func runCommand(g *global, f *runFlags, cmd []string) int {
 		Cgroup:        nsbox.CgroupWhenCheap,
 		NoPivot:       f.oci.noPivot,
 		NoNewKeyring:  f.oci.noNewKeyring,
+	}
+	if err := f.net.apply(g, s, &opts); err != nil {
+		return fail(g, err)
 	}
 	if f.detach {
 		return detach(g, id, s, opts)

@@ -47,8 +47,10 @@ func (p *Plan) EmitRoot(b *initproc.Builder, parent *ParentTrees) *Emitter {
 		e.root = b.Call("clone the root tree "+p.Root, unix.SYS_OPEN_TREE, initproc.Imm(unix.AT_FDCWD), b.Str(p.Root),
 			initproc.Imm(unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)).Out()
 	}
-	attr := &unix.MountAttr{Propagation: unix.MS_PRIVATE}
-	what := "make the root tree private"
+	// The tree takes the namespace's propagation (private, or a slave of
+	// the host's mounts with rootfsPropagation slave or shared).
+	attr := &unix.MountAttr{Propagation: uint64(p.Propagation)}
+	what := "make the root tree " + propName(p.Propagation)
 	if p.RootRecursiveRO {
 		attr.Attr_set = unix.MOUNT_ATTR_RDONLY
 		what = "make the root tree read-only"

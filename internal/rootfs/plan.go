@@ -22,8 +22,9 @@ type Context struct {
 	// for namespaces its user namespace owns.
 	UserNS bool
 	// OwnPID, OwnNet, OwnIPC: the box has new pid, network and IPC
-	// namespaces (owned by its user namespace).
-	OwnPID, OwnNet, OwnIPC bool
+	// namespaces (owned by its user namespace); HostNet: it shares the
+	// host's network namespace.
+	OwnPID, OwnNet, OwnIPC, HostNet bool
 	// TTYGroup: group 5 (tty) exists inside the box, for devpts' gid=5.
 	TTYGroup bool
 	// Terminal: the box gets a terminal, so /dev/console is made.
@@ -186,8 +187,10 @@ func PlanFor(s *specs.Spec, ctx Context) (*Plan, error) {
 			return nil, fmt.Errorf("linux.rootfsPropagation: unknown value %q", s.Linux.RootfsPropagation)
 		}
 		p.RootPropagation = prop
-		if prop == unix.MS_SHARED {
-			// A shared root needs a shared "/" above it to propagate.
+		if prop == unix.MS_SHARED || prop == unix.MS_SLAVE {
+			// The box's mounts receive the host's (and a shared root
+			// needs a propagating "/" above it): "/" and the root tree
+			// become slaves of the host's mounts, as runc makes them.
 			p.Propagation = unix.MS_SLAVE
 		}
 	}
@@ -340,7 +343,11 @@ func planMount(m specs.Mount, ctx Context) (Mount, error) {
 		// proc of a pid namespace the box does not own cannot be mounted
 		// from its user namespace: show the host's.
 		bind, o.Recursive, mt.Source = true, true, "/proc"
-	case m.Type == "sysfs" && ctx.UserNS && !ctx.OwnNet:
+	case m.Type == "sysfs" && (ctx.UserNS && !ctx.OwnNet || ctx.HostNet):
+		// sysfs shows a network namespace's devices: one the box does not
+		// own cannot be mounted from its user namespace, and the host's is
+		// already mounted (read-write: a read-only mount of the same
+		// instance is refused). Bind the host's.
 		bind, o.Recursive, mt.Source = true, true, "/sys"
 	case m.Type == "mqueue" && ctx.UserNS && !ctx.OwnIPC && !ctx.HostMqueue:
 		return Mount{}, errSkip

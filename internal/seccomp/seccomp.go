@@ -43,16 +43,14 @@ type arch struct {
 	x32      bool // nr with bit 30 set under this audit arch is x32
 }
 
-var arches = map[string]arch{
-	"SCMP_ARCH_X86_64":  {audit: unix.AUDIT_ARCH_X86_64, syscalls: syscalls_x86_64, x32: true},
-	"SCMP_ARCH_X86":     {audit: unix.AUDIT_ARCH_I386, syscalls: syscalls_x86},
-	"SCMP_ARCH_AARCH64": {audit: unix.AUDIT_ARCH_AARCH64, syscalls: syscalls_aarch64},
-	"SCMP_ARCH_ARM":     {audit: unix.AUDIT_ARCH_ARM, syscalls: syscalls_arm},
-}
+// arches (tables_*_generated.go) are the ABIs this build filters: the
+// machine's own and its compat one.
 
 // knownArches are names the spec allows that nsbox cannot filter (their
-// calls are killed, never let through unfiltered).
+// calls are killed, never let through unfiltered); the other family's
+// ABIs are among them, since this machine cannot make their calls.
 var knownArches = map[string]bool{
+	"SCMP_ARCH_X86_64": true, "SCMP_ARCH_X86": true, "SCMP_ARCH_AARCH64": true, "SCMP_ARCH_ARM": true,
 	"SCMP_ARCH_X32": true, "SCMP_ARCH_MIPS": true, "SCMP_ARCH_MIPS64": true, "SCMP_ARCH_MIPS64N32": true,
 	"SCMP_ARCH_MIPSEL": true, "SCMP_ARCH_MIPSEL64": true, "SCMP_ARCH_MIPSEL64N32": true, "SCMP_ARCH_PPC": true,
 	"SCMP_ARCH_PPC64": true, "SCMP_ARCH_PPC64LE": true, "SCMP_ARCH_S390": true, "SCMP_ARCH_S390X": true,
@@ -289,7 +287,9 @@ func Supported() (actions, operators, archs, flags []string) {
 		archs = append(archs, a)
 	}
 	for a := range knownArches {
-		archs = append(archs, a)
+		if _, dup := arches[a]; !dup {
+			archs = append(archs, a)
+		}
 	}
 	for f := range flagValues {
 		flags = append(flags, string(f))

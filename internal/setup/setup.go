@@ -82,6 +82,10 @@ type Config struct {
 	// SessionKeyring, if set, is the name of a new session keyring the
 	// process joins, so that it does not share the caller's keys.
 	SessionKeyring string
+	// ParentNetwork: the parent connects the box's network namespace to a
+	// network after the clone; the child waits for it before it forks or
+	// executes (as for Placement).
+	ParentNetwork bool
 	// StartFD, if not -1, is the exec FIFO: once set up, the child reports
 	// MsgReady and waits for a byte on it before running the command (OCI
 	// create/start).
@@ -153,7 +157,7 @@ func Build(c Config) (*Result, error) {
 		b.Call("let go of the parent's lock", unix.SYS_CLOSE, imm(uintptr(fd)))
 	}
 	mapsAtClone := len(joins) == 0 && newUser
-	r.GoAhead = c.Placement || mapsAtClone
+	r.GoAhead = c.Placement || c.ParentNetwork || mapsAtClone
 	cgroupNS := func() {
 		if lateCgroupNS {
 			b.Call("create a cgroup namespace", unix.SYS_UNSHARE, imm(unix.CLONE_NEWCGROUP))
@@ -162,13 +166,14 @@ func Build(c Config) (*Result, error) {
 	switch {
 	case mapsAtClone:
 		b.Wait("wait for the parent (id maps, cgroup)")
-	case c.Placement:
-		// The parent places this process in the box's cgroup meanwhile:
+	case c.Placement || c.ParentNetwork:
+		// The parent places this process in the box's cgroup (and
+		// connects its network) meanwhile:
 		// wait only where it matters — before a fork (children stay where
 		// they are born), the exec, a mount of the box's cgroups, or a
 		// reply from the parent.
 		b.Before(func() {
-			b.Wait("wait for the parent to place this process in the box's cgroup")
+			b.Wait("wait for the parent to place this process in the box's cgroup (and network)")
 			cgroupNS()
 		})
 	}

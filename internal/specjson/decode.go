@@ -2,6 +2,7 @@ package specjson
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"reflect"
@@ -51,8 +52,9 @@ type decoder struct {
 }
 
 var (
-	unmarshalerType = reflect.TypeFor[unmarshaler]()
-	emptyInterface  = reflect.TypeFor[any]()
+	unmarshalerType     = reflect.TypeFor[unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+	emptyInterface      = reflect.TypeFor[any]()
 )
 
 func (d *decoder) space() {
@@ -110,6 +112,16 @@ func (d *decoder) value(v reflect.Value, path string) error {
 			return err
 		}
 		return v.Addr().Interface().(unmarshaler).UnmarshalJSON(d.data[start:d.i])
+	}
+	if c == '"' && t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(textUnmarshalerType) {
+		s, err := d.str()
+		if err != nil {
+			return err
+		}
+		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
 	}
 	switch t.Kind() {
 	case reflect.Pointer:

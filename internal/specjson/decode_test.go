@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand"
+	"net/netip"
 	"reflect"
 	"testing"
 
@@ -106,5 +107,25 @@ func TestUnmarshalSkipsUnknownFields(t *testing.T) {
 		if err := Unmarshal([]byte(bad), &s); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
+	}
+}
+
+func TestTextMarshalers(t *testing.T) {
+	type rec struct {
+		A netip.Addr   `json:"a"`
+		P netip.Prefix `json:"p,omitzero"`
+		Q netip.Prefix `json:"q,omitzero"`
+	}
+	in := rec{A: netip.MustParseAddr("10.0.0.1"), P: netip.MustParsePrefix("10.0.0.0/24")}
+	b, err := Marshal(in)
+	if err != nil || string(b) != `{"a":"10.0.0.1","p":"10.0.0.0/24"}` {
+		t.Fatalf("%s %v", b, err)
+	}
+	var out rec
+	if err := Unmarshal(b, &out); err != nil || out != in {
+		t.Fatalf("%+v %v", out, err)
+	}
+	if err := Unmarshal([]byte(`{"a":"nope"}`), &out); err == nil {
+		t.Fatal("a bad address accepted")
 	}
 }

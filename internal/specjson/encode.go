@@ -1,6 +1,7 @@
 package specjson
 
 import (
+	"encoding"
 	"fmt"
 	"math"
 	"reflect"
@@ -115,8 +116,9 @@ func Marshal(v any) ([]byte, error) {
 }
 
 var (
-	marshalerType = reflect.TypeFor[marshaler]()
-	rawType       = reflect.TypeFor[RawMessage]()
+	marshalerType     = reflect.TypeFor[marshaler]()
+	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+	rawType           = reflect.TypeFor[RawMessage]()
 )
 
 func appendValue(b []byte, v reflect.Value) ([]byte, error) {
@@ -133,6 +135,10 @@ func appendValue(b []byte, v reflect.Value) ([]byte, error) {
 	if t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface && t.Implements(marshalerType) {
 		out, err := v.Interface().(marshaler).MarshalJSON()
 		return append(b, out...), err
+	}
+	if t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface && t.Implements(textMarshalerType) {
+		out, err := v.Interface().(encoding.TextMarshaler).MarshalText()
+		return appendString(b, string(out)), err
 	}
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Interface:
@@ -221,6 +227,12 @@ func appendStruct(b []byte, v reflect.Value) ([]byte, error) {
 		}
 		name, opts, _ := strings.Cut(tag, ",")
 		fv := v.Field(i)
+		if f.Anonymous && name == "" && fv.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct {
+			if fv.IsNil() {
+				continue
+			}
+			fv = fv.Elem()
+		}
 		if f.Anonymous && name == "" && fv.Kind() == reflect.Struct {
 			// An embedded struct's fields belong to the outer object.
 			inner, err := appendStruct(nil, fv)
@@ -239,7 +251,7 @@ func appendStruct(b []byte, v reflect.Value) ([]byte, error) {
 		if name == "" {
 			name = f.Name
 		}
-		if strings.Contains(opts, "omitempty") && isEmpty(fv) {
+		if strings.Contains(opts, "omitempty") && isEmpty(fv) || strings.Contains(opts, "omitzero") && fv.IsZero() {
 			continue
 		}
 		if !first {

@@ -52,6 +52,9 @@ type State struct {
 	// IDRange is the first host id of a range allocated for the box's user
 	// namespace (0: none).
 	IDRange uint32 `json:"idRange,omitempty"`
+	// Network and Addr: the bridge network the box is on, and its address.
+	Network string `json:"network,omitempty"`
+	Addr    string `json:"addr,omitempty"`
 	// NoNewKeyring: the box's processes keep the caller's session keyring.
 	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
 	// CgroupPath is the box's cgroup, inside every hierarchy ("": none)
@@ -100,6 +103,10 @@ type Store struct {
 
 // Open opens (creating it if needed) the state directory root.
 func Open(root string) (*Store, error) {
+	root, err := filepath.Abs(root) // recorded in leases, used from any cwd
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
