@@ -255,6 +255,8 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 	if c.net != nil {
 		if c.net.net != nil {
 			st.Network, st.Addr = c.net.net.Name, c.net.lease.Addr.String()
+		} else {
+			st.NetworkMode = c.net.mode
 		}
 	}
 	if waitForStart {

@@ -261,6 +261,10 @@ func (c *creation) attachNetwork(pid int) error {
 
 // releaseNetwork gives back what box st held on its network.
 func (rt *Runtime) releaseNetwork(st *state.State) {
+	if st.NetworkMode != "" {
+		removeNetworkFiles(rt.store.Dir(st.ID))
+		return
+	}
 	if st.Network == "" {
 		return
 	}

@@ -26,6 +26,7 @@ packages=(
 	podman         # a real client of the OCI runtime (with conmon and netavark)
 	containerd     # the other one: ctr and the runc shim, as Kubernetes uses
 	runc crun      # side-by-side benchmark of the OCI runtime
+	passt slirp4netns # rootless networking (--net=pasta, --net=slirp4netns)
 	qemu-system-x86   # boots the cgroup v2 guest (tests/vm_test.go)
 	linux-image-amd64 # its kernel, /boot/vmlinuz-*, and ext4/brd modules
 )

@@ -250,3 +250,95 @@ func TestNetworkBadInput(t *testing.T) {
 	startWeb(t, net, web)
 	wantError(t, "rm of a network in use", nsbox(t, opts{}, "network", "rm", net), "in use")
 }
+
+// TestNetworkRootless: an unprivileged user's box gets a network from
+// pasta or slirp4netns, with a published port reached on 127.0.0.1; the
+// helper ends with the box. --net=bridge is refused without root.
+func TestNetworkRootless(t *testing.T) {
+	requireRoot(t)
+	for i, mode := range []string{"pasta", "slirp4netns"} {
+		o := opts{as: userFull, files: true}
+		name := fmt.Sprintf("usernet-%d-%d", os.Getpid(), i)
+		port := fmt.Sprint(30000 + os.Getpid()%10000 + i)
+		dir := filepath.Join(work, name) // where the test user can reach it
+		os.MkdirAll(dir, 0o755)
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		os.WriteFile(filepath.Join(dir, "index.html"), []byte("hello "+mode+"\n"), 0o644)
+		ok(t, o, "run", "-d", "--name", name, "--net="+mode, "-p", port+":8080", "--bind", dir+":/tmp/www:ro",
+			"--rootfs", rootfs, "--", "httpd", "-f", "-p", "8080", "-h", "/tmp/www")
+		var got string
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if out, err := exec.Command("wget", "-qO-", "http://127.0.0.1:"+port+"/").Output(); err == nil {
+				got = string(out)
+				break
+			}
+		}
+		if got != "hello "+mode+"\n" {
+			t.Errorf("--net=%s: published port %s answered %q", mode, port, got)
+		}
+		out := ok(t, opts{as: userFull}, "exec", name, "sh", "-c", "ip -4 -o addr | grep -v ' lo ' | wc -l; ip route | grep -c default")
+		if strings.Fields(out)[0] != "1" || strings.Fields(out)[1] != "1" {
+			t.Errorf("--net=%s: interface and default route in the box: %q", mode, out)
+		}
+		ok(t, o, "delete", "--force", name)
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if exec.Command("pgrep", "-u", userFull, "-x", mode).Run() != nil {
+				break
+			}
+		}
+		if out, err := exec.Command("pgrep", "-u", userFull, "-a", "-x", mode).Output(); err == nil {
+			t.Errorf("%s left running after its box: %s", mode, out)
+		}
+	}
+	wantError(t, "--net=bridge without root", nsbox(t, opts{as: userFull}, "run", "--net=bridge", "--", "true"), "needs root")
+}
+
+// TestNetworkReclaimsAfterCrash: when nsbox is killed, its box's lease
+// and published port stay until the next command that touches them
+// finds the box gone.
+func TestNetworkReclaimsAfterCrash(t *testing.T) {
+	requireRoot(t)
+	watchLeftovers(t)
+	net, _ := testNetwork(t)
+	port := fmt.Sprint(40000 + os.Getpid()%10000)
+	name := fmt.Sprintf("crash-%d", os.Getpid())
+	cmd := exec.Command(bin, "--root", stateRoot, "run", "--name", name, "--net=bridge:"+net, "-p", port+":8080", "--rootfs", rootfs, "--", "sleep", "600")
+	cmd.Env = append(os.Environ(), marker)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if out, _ := exec.Command("nft", "list", "ruleset").Output(); strings.Contains(string(out), "dport "+port) {
+			break
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	// The port is taken over by a new box once the old one is seen gone.
+	name2 := name + "-2"
+	r := nsbox(t, opts{}, "run", "--name", name2, "--net=bridge:"+net, "-p", port+":8080", "--rootfs", rootfs, "--", "true")
+	if r.code != 0 {
+		t.Fatalf("publishing the port of a crashed box: %s", r)
+	}
+	ok(t, opts{}, "list") // removes the crashed box's record
+	out := ok(t, opts{}, "network", "inspect", net)
+	if strings.Contains(out, name) {
+		t.Errorf("leases after the crash:\n%s", out)
+	}
+	if out, _ := exec.Command("nft", "list", "ruleset").Output(); strings.Contains(string(out), "dport "+port) {
+		t.Errorf("port %s still published:\n%s", port, out)
+	}
+}
+
+// TestNetworkIPv6: a network with an IPv6 subnet gives boxes both.
+func TestNetworkIPv6(t *testing.T) {
+	requireRoot(t)
+	watchLeftovers(t)
+	name := fmt.Sprintf("n6-%d", os.Getpid()%100000)
+	ok(t, opts{}, "network", "create", "--subnet", fmt.Sprintf("10.215.%d.0/24", os.Getpid()%200), "--ipv6-subnet", "fd00:215::/64", name)
+	t.Cleanup(func() { nsbox(t, opts{}, "network", "rm", name) })
+	out := inBox(t, opts{}, "ip -6 -o addr show eth0 scope global; ip -6 route | grep default; ping6 -c1 -W2 fd00:215::1 >/dev/null && echo reached", "--net=bridge:"+name)
+	if !strings.Contains(out, "fd00:215::") || !strings.Contains(out, "default via fd00:215::1") || !strings.Contains(out, "reached") {
+		t.Errorf("IPv6 in the box:\n%s", out)
+	}
+}

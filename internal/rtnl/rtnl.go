@@ -307,8 +307,14 @@ func family(a netip.Addr) uint8 {
 // AddAddr gives interface index address p.
 func (c *Conn) AddAddr(index int, p netip.Prefix) error {
 	a := p.Addr()
+	var flags uint8
+	if a.Is6() {
+		// Ours alone on the link (a box's, a bridge's): no duplicate
+		// detection, which would keep it unusable for a second or two.
+		flags = unix.IFA_F_NODAD
+	}
 	m := newMsg(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, &unix.IfAddrmsg{
-		Family: family(a), Prefixlen: uint8(p.Bits()), Index: uint32(index)})
+		Family: family(a), Prefixlen: uint8(p.Bits()), Flags: flags, Index: uint32(index)})
 	m.attr(unix.IFA_LOCAL, a.AsSlice())
 	m.attr(unix.IFA_ADDRESS, a.AsSlice())
 	if a.Is4() {

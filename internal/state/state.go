@@ -52,9 +52,11 @@ type State struct {
 	// IDRange is the first host id of a range allocated for the box's user
 	// namespace (0: none).
 	IDRange uint32 `json:"idRange,omitempty"`
-	// Network and Addr: the bridge network the box is on, and its address.
-	Network string `json:"network,omitempty"`
-	Addr    string `json:"addr,omitempty"`
+	// Network and Addr: the bridge network the box is on, and its address;
+	// or NetworkMode, its user-mode network (pasta, slirp4netns).
+	Network     string `json:"network,omitempty"`
+	Addr        string `json:"addr,omitempty"`
+	NetworkMode string `json:"networkMode,omitempty"`
 	// NoNewKeyring: the box's processes keep the caller's session keyring.
 	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
 	// CgroupPath is the box's cgroup, inside every hierarchy ("": none)

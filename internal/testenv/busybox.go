@@ -12,7 +12,8 @@ import (
 
 // BusyboxRootfs makes a minimal root filesystem in dir from Debian's
 // busybox-static: the static binary, a link per applet, the usual empty
-// directories and a two-line /etc/passwd and /etc/group.
+// directories, a two-line /etc/passwd and /etc/group, and the /etc/hosts,
+// resolv.conf and hostname that runtimes bind their own over.
 func BusyboxRootfs(dir string) (string, error) {
 	bb, err := Busybox()
 	if err != nil {
@@ -45,6 +46,10 @@ func BusyboxRootfs(dir string) (string, error) {
 	files := map[string]string{
 		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
 		"etc/group":  "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
+		// What a runtime binds its own over, as in any image.
+		"etc/hosts":       "127.0.0.1\tlocalhost\n",
+		"etc/resolv.conf": "",
+		"etc/hostname":    "busybox\n",
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
