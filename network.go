@@ -269,7 +269,9 @@ func (rt *Runtime) releaseNetwork(st *state.State) {
 		return
 	}
 	unpublish(rt.vethKey(st.ID))
-	network.Detach(rt.vethKey(st.ID))
+	// The veth goes with the box's network namespace, in the kernel's own
+	// time: deleting it here would wait 20 ms for the network stack's RCU
+	// grace periods. A new box of the same id replaces a lingering one.
 	rt.networks().Release(st.Network, st.ID, rt.store.Root)
 	removeNetworkFiles(rt.store.Dir(st.ID))
 }

@@ -55,6 +55,8 @@ type suite struct {
 	// when setup or a run failed, so it must undo only what was done.
 	setup func() error
 	clean func() error
+	// summary, if set, prints more from the tools' times (by name).
+	summary func(byName map[string]*tool)
 }
 
 func main() {
@@ -410,6 +412,9 @@ func report(s suite) {
 			float64(mean(a.times))/float64(mean(b.times)),
 			float64(pct(a.times, 0))/float64(pct(b.times, 0)),
 			float64(pct(a.times, 50))/float64(pct(b.times, 50)))
+	}
+	if s.summary != nil {
+		s.summary(byName)
 	}
 }
 

@@ -222,7 +222,7 @@ func ratiosOver(names ...string) [][2]string {
 }
 
 func ociSuites(e environment) []suite {
-	return []suite{ociRunSuite(e), ociLimitsSuite(e), ociLifecycleSuite(e), ociExecSuite(e)}
+	return []suite{ociRunSuite(e), ociLimitsSuite(e), ociLifecycleSuite(e), ociExecSuite(e), networkSuite(e)}
 }
 
 // ociLimitsSuite times `run ID` of a container with memory, cpu and pids

@@ -134,7 +134,16 @@ func Attach(n *Network, box string, nsfd int, lease Lease, lease6 netip.Addr) (e
 	}
 	host := HostVeth(box)
 	// The peer is made right in the box's namespace, as eth0.
-	if err := c.AddVeth(host, n.MTU, br.Index, "eth0", nsfd); err != nil {
+	err = c.AddVeth(host, n.MTU, br.Index, "eth0", nsfd)
+	if err == unix.EEXIST {
+		// The veth of an earlier box of this id, whose network namespace
+		// the kernel has not finished taking down.
+		if old, lerr := c.LinkByName(host); lerr == nil {
+			c.DelLink(old.Index)
+		}
+		err = c.AddVeth(host, n.MTU, br.Index, "eth0", nsfd)
+	}
+	if err != nil {
 		return fmt.Errorf("network %s: veth %s: %w", n.Name, host, err)
 	}
 	veth, err := c.LinkByName(host)
@@ -185,6 +194,3 @@ func Attach(n *Network, box string, nsfd int, lease Lease, lease6 netip.Addr) (e
 	return nil
 }
 
-// Detach deletes box's veth, if it is still there (it goes with the box's
-// network namespace otherwise).
-func Detach(box string) error { return delLink(HostVeth(box)) }
