@@ -53,6 +53,21 @@ type creation struct {
 	// cgroupReady waits until the box's cgroup is made (or failed).
 	cgroupReady func() error
 	undo        []func()
+	// pending is what the box holds before it has a state (savePending).
+	pending   state.State
+	pendingMu sync.Mutex
+}
+
+// savePending records, with change, what the box holds before it has a
+// state: should nsbox die before it does, whoever finds the record later
+// gives those back (state.Store.Load). It is called from more than one
+// goroutine.
+func (c *creation) savePending(change func(*state.State)) error {
+	c.pendingMu.Lock()
+	defer c.pendingMu.Unlock()
+	c.pending.ID = c.id
+	change(&c.pending)
+	return c.rt.store.SavePending(&c.pending)
 }
 
 func (rt *Runtime) create(id string, s *specs.Spec, o Options, waitForStart bool) (b *Box, err error) {
@@ -203,7 +218,7 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 		Stdio:           [3]int{fdOf(o.Stdin), fdOf(o.Stdout), fdOf(o.Stderr)},
 		StartFD:         -1,
 		SessionKeyring:  sessionKeyring(c.id, o.NoNewKeyring),
-		CloseFDs:        []int{c.lockFD},
+		CloseFDs:        []int{c.lockFD, sync.Parent},
 		Placement:       c.cgroup != nil && !c.cgroup.Layout.Unified(),
 		ParentNetwork:   c.net != nil,
 		CreateHooks:     len(hooksOf(s, hookPrestart))+len(hooksOf(s, hookCreateRuntime))+len(hooksOf(s, hookCreateContainer)) > 0,
@@ -376,7 +391,10 @@ func (c *creation) makeCgroup(mode CgroupMode) error {
 	// waits for them before the clone.
 	done := make(chan error, 1)
 	go func() {
-		err := c.cgroup.Create(plan)
+		err := c.savePending(func(st *state.State) { st.CgroupPath, st.CgroupPaths = c.cgroup.Path, c.cgroup.Paths })
+		if err == nil {
+			err = c.cgroup.Create(plan)
+		}
 		if err == nil {
 			err = c.cgroup.Set(plan)
 		}

@@ -199,6 +199,7 @@ func spawnIn(id string, pid, pidfd int, proc *specs.Process, path string, cg *cg
 		NS:              ns,
 		JoinPidFD:       pidfd,
 		SyncFD:          sync.Child,
+		CloseFDs:        []int{sync.Parent},
 		SetgroupsDenied: setgroupsDenied(spid),
 		PreserveFDs:     o.PreserveFDs,
 		WinSize:         o.WinSize,

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -58,7 +59,7 @@ func publish(box string, n *network.Network, addr netip.Addr, ps []Port) error {
 		return err
 	}
 	defer c.Close()
-	if err := reclaimPorts(c); err != nil {
+	if err := reclaimPorts(c, leasesOf); err != nil {
 		return err
 	}
 	var ports []nft.Port
@@ -82,9 +83,13 @@ func unpublish(box string) {
 	c.Unpublish(network.HostVeth(box))
 }
 
-// reclaimPorts removes the ports of boxes whose veth is gone: boxes that
-// ended without nsbox giving back what they held (a crash, a SIGKILL).
-func reclaimPorts(c *nft.Conn) error {
+// reclaimPorts removes the ports of boxes that ended without nsbox giving
+// back what they held (a crash, a SIGKILL): boxes whose veth is gone, or
+// that no longer hold a live lease on the port's network (leases of the
+// network, from leases). The lease is what tells at once: a box's veth
+// goes with its network namespace, which the kernel tears down a while
+// after the box's last process.
+func reclaimPorts(c *nft.Conn, leases func(network string) ([]network.Lease, error)) error {
 	ports, err := c.Published()
 	if err != nil {
 		return err
@@ -100,13 +105,26 @@ func reclaimPorts(c *nft.Conn) error {
 			continue
 		}
 		done[p.Box] = true
+		gone := false
 		if _, err := links.LinkByName(p.Box); err == unix.ENODEV {
+			gone = true
+		} else if ls, err := leases(p.Network); err == nil {
+			gone = !slices.ContainsFunc(ls, func(l network.Lease) bool {
+				return network.HostVeth(l.Root+"/"+l.Box) == p.Box && leaseAlive(l)
+			})
+		}
+		if gone {
 			if err := c.Unpublish(p.Box); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// leasesOf lists the leases of the named network.
+func leasesOf(name string) ([]network.Lease, error) {
+	return (&network.Store{Dir: network.Dir}).Leases(name)
 }
 
 // lockPorts takes the host-wide lock of published ports.

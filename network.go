@@ -180,6 +180,9 @@ func (c *creation) prepareNetwork() error {
 	}
 	c.net = &boxNetwork{net: n, lease: lease, addr6: network.Addr6(n, lease.Addr)}
 	c.undo = append(c.undo, func() { rt.networks().Release(n.Name, c.id, rt.store.Root) })
+	if err := c.savePending(func(st *state.State) { st.Network = n.Name }); err != nil {
+		return err
+	}
 	if err := publish(rt.vethKey(c.id), n, lease.Addr, o.Publish); err != nil {
 		return err
 	}
@@ -261,10 +264,9 @@ func (c *creation) attachNetwork(pid int) error {
 
 // releaseNetwork gives back what box st held on its network.
 func (rt *Runtime) releaseNetwork(st *state.State) {
-	if st.NetworkMode != "" {
-		removeNetworkFiles(rt.store.Dir(st.ID))
-		return
-	}
+	// Also for a record without a network: one whose creation died after
+	// writing the files.
+	removeNetworkFiles(rt.store.Dir(st.ID))
 	if st.Network == "" {
 		return
 	}
@@ -273,7 +275,6 @@ func (rt *Runtime) releaseNetwork(st *state.State) {
 	// time: deleting it here would wait 20 ms for the network stack's RCU
 	// grace periods. A new box of the same id replaces a lingering one.
 	rt.networks().Release(st.Network, st.ID, rt.store.Root)
-	removeNetworkFiles(rt.store.Dir(st.ID))
 }
 
 // removeNetworkFiles removes the /etc files of a box from its state

@@ -19,7 +19,9 @@ func networkSuite(e environment) suite {
 	b := newOCIBench(e, "net")
 	dir := filepath.Join(b.dir, "podman")
 	const network = "nsbench"
-	nsbox := func(args ...string) []string { return append([]string{e.nsbox, "--root", filepath.Join(b.dir, "boxes")}, args...) }
+	nsbox := func(args ...string) []string {
+		return append([]string{e.nsbox, "--root", filepath.Join(b.dir, "boxes")}, args...)
+	}
 	podman := func(args ...string) []string {
 		return append([]string{"podman", "--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"),
 			"--runtime", "crun", "--cgroup-manager", "cgroupfs"}, args...)

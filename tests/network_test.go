@@ -314,7 +314,14 @@ func TestNetworkReclaimsAfterCrash(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	// The port is taken over by a new box once the old one is seen gone.
+	// The box follows nsbox within moments; its port is taken over by a
+	// new box once the old one is seen gone (its veth may outlive it: the
+	// kernel tears a network namespace down later).
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if out := nsbox(t, opts{}, "state", name).stdout; strings.Contains(out, `"stopped"`) {
+			break
+		}
+	}
 	name2 := name + "-2"
 	r := nsbox(t, opts{}, "run", "--name", name2, "--net=bridge:"+net, "-p", port+":8080", "--rootfs", rootfs, "--", "true")
 	if r.code != 0 {

@@ -193,4 +193,3 @@ func Attach(n *Network, box string, nsfd int, lease Lease, lease6 netip.Addr) (e
 	}
 	return nil
 }
-

@@ -147,23 +147,67 @@ func (s *Store) Dir(id string) string { return filepath.Join(s.Root, id) }
 // The record is locked until unlock is called, so that commands on the box
 // wait for its creation to end (see WaitCreated); fd holds the lock, and a
 // process forked meanwhile must close it (a flock belongs to the open
-// file, which the fork shares).
+// file, which the fork shares). The directory appears under its id already
+// locked (made under a name no id has, then renamed), so a record without
+// a state and without the lock is one whose creation died (Load).
 func (s *Store) Create(id string) (unlock func(), fd int, err error) {
 	if err := CheckID(id); err != nil {
 		return nil, -1, err
 	}
-	err = os.Mkdir(s.Dir(id), 0o700)
-	if errors.Is(err, os.ErrExist) {
-		return nil, -1, fmt.Errorf("%w: %s", ErrExist, id)
+	tmp := filepath.Join(s.Root, ".creating~"+id)
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		if !errors.Is(err, os.ErrExist) {
+			return nil, -1, err
+		}
+		// Left by a creation that died between mkdir and rename, or
+		// being made by a concurrent one: the lock tells which.
+		if fd, err := openLocked(tmp, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			return nil, -1, fmt.Errorf("%w: %s", ErrExist, id)
+		} else {
+			unix.Close(fd)
+		}
 	}
+	fd, err = openLocked(tmp, unix.LOCK_EX)
 	if err != nil {
-		return nil, -1, err
+		unix.Rmdir(tmp)
+		return nil, -1, fmt.Errorf("lock box %s: %w", id, err)
 	}
-	fd, err = s.lock(id)
-	if err != nil {
-		return nil, -1, err
+	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, s.Dir(id), unix.RENAME_NOREPLACE); err != nil {
+		unix.Rmdir(tmp)
+		unix.Close(fd)
+		if err == unix.EEXIST {
+			return nil, -1, fmt.Errorf("%w: %s", ErrExist, id)
+		}
+		return nil, -1, fmt.Errorf("create the record of box %s: %w", id, err)
 	}
 	return func() { unix.Close(fd) }, fd, nil
+}
+
+// openLocked opens directory dir and flocks it with how.
+func openLocked(dir string, how int) (int, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Flock(fd, how); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// Pending is the name of the file in which a creation records what it has
+// taken before the box has a state: read back as the state of a creation
+// that died (Load), so that deleting it gives those back.
+const Pending = "pending.json"
+
+// SavePending records st as what the creation of box st.ID holds so far.
+func (s *Store) SavePending(st *State) error {
+	b, err := specjson.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return fileio.WriteFile(filepath.Join(s.Dir(st.ID), Pending), b, 0o600)
 }
 
 // ErrCreating is returned by Load for a box whose creation has not ended.
@@ -244,19 +288,49 @@ func (s *Store) Load(id string) (*State, error) {
 	}
 	b, err := fileio.ReadFile(filepath.Join(s.Dir(id), "state.json"))
 	if errors.Is(err, os.ErrNotExist) {
-		if _, derr := os.Stat(s.Dir(id)); derr == nil {
-			return nil, fmt.Errorf("box %s is %w", id, ErrCreating)
-		}
-		return nil, fmt.Errorf("%w: %s", ErrNotExist, id)
+		return s.unfinished(id)
 	}
 	if err != nil {
 		return nil, err
 	}
+	return parse(id, b)
+}
+
+// parse reads a state record b of box id and refreshes its status.
+func parse(id string, b []byte) (*State, error) {
 	st := &State{}
 	if err := specjson.Unmarshal(b, st); err != nil {
 		return nil, fmt.Errorf("state of %s: %w", id, err)
 	}
 	st.Refresh()
+	return st, nil
+}
+
+// unfinished is Load for a record without a state: a box being created
+// (ErrCreating: its creator holds the lock), or one whose creation died
+// (killed before it ended): that one is stopped, and ephemeral so that
+// listing the boxes removes it, with what its pending record names.
+func (s *Store) unfinished(id string) (*State, error) {
+	fd, err := openLocked(s.Dir(id), unix.LOCK_SH|unix.LOCK_NB)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return nil, fmt.Errorf("%w: %s", ErrNotExist, id)
+	case err == unix.EWOULDBLOCK:
+		return nil, fmt.Errorf("box %s is %w", id, ErrCreating)
+	case err != nil:
+		return nil, fmt.Errorf("state of %s: %w", id, err)
+	}
+	defer unix.Close(fd)
+	if b, err := fileio.ReadFile(filepath.Join(s.Dir(id), "state.json")); err == nil {
+		return parse(id, b) // saved just before the lock was let go
+	}
+	st := &State{}
+	if b, err := fileio.ReadFile(filepath.Join(s.Dir(id), Pending)); err == nil {
+		if err := specjson.Unmarshal(b, st); err != nil {
+			return nil, fmt.Errorf("pending state of %s: %w", id, err)
+		}
+	}
+	st.Version, st.ID, st.Status, st.Pid, st.Ephemeral = specs.Version, id, specs.StateStopped, 0, true
 	return st, nil
 }
 
@@ -269,7 +343,7 @@ func (s *Store) Remove(id string) error {
 	// cut short); anything else is not ours to delete, and leaves the
 	// directory in place.
 	dir := s.Dir(id)
-	names := []string{"state.json", ".state.link", ExecFifo}
+	names := []string{"state.json", ".state.link", ExecFifo, Pending}
 	cur, _ := os.Readlink(filepath.Join(dir, "state.json"))
 	if gen, ok := generation(cur); ok {
 		// The current file, and those a save cut short leaves: the one

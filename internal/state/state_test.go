@@ -20,10 +20,10 @@ func TestSaveLoadRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unlock()
-	if _, err := s.Load("b1"); err == nil {
-		t.Fatal("loaded a box being created")
+	if _, err := s.Load("b1"); !errors.Is(err, ErrCreating) {
+		t.Fatalf("Load of a box being created: %v", err)
 	}
+	unlock()
 	st := &State{State: specs.State{Version: specs.Version, ID: "b1", Status: specs.StateCreated, Bundle: "/b"}, Owner: 7}
 	for i, status := range []specs.ContainerState{specs.StateCreated, specs.StateRunning, Paused} {
 		st.Status = status
@@ -58,6 +58,48 @@ func TestSaveLoadRemove(t *testing.T) {
 	}
 	if _, err := s.Load("b1"); err == nil {
 		t.Fatal("loaded a removed box")
+	}
+}
+
+// TestDiedCreation: a record whose creator died before saving a state
+// (no lock, no state) loads as a stopped, ephemeral box with what its
+// pending record names; its id cannot be taken meanwhile, and a directory
+// left between mkdir and rename does not block the next creation.
+func TestDiedCreation(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, _, err := s.Create("d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePending(&State{State: specs.State{ID: "d1"}, CgroupPath: "/nsbox/d1", IDRange: 7 << 16}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Create("d1"); !errors.Is(err, ErrExist) {
+		t.Fatalf("second Create of d1: %v", err)
+	}
+	unlock() // the creator dies
+	st, err := s.Load("d1")
+	if err != nil || st.Status != specs.StateStopped || !st.Ephemeral || st.CgroupPath != "/nsbox/d1" || st.IDRange != 7<<16 || st.ID != "d1" {
+		t.Fatalf("Load of a died creation: %+v, %v", st, err)
+	}
+	if err := s.Remove("d1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.Dir("d1")); !os.IsNotExist(err) {
+		t.Fatalf("record of d1 left: %v", err)
+	}
+
+	os.Mkdir(filepath.Join(s.Root, ".creating~d2"), 0o700)
+	unlock, _, err = s.Create("d2")
+	if err != nil {
+		t.Fatalf("Create over a left temporary directory: %v", err)
+	}
+	unlock()
+	if ids, _ := s.List(); len(ids) != 1 || ids[0] != "d2" {
+		t.Fatalf("List: %v", ids)
 	}
 }
 
