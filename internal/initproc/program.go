@@ -43,6 +43,7 @@ const (
 	kindExec                 // execve the first candidate path that exists
 	kindExit                 // exit_group with a code
 	kindJump                 // continue at step jump
+	kindStore                // write a register's value into memory the parent laid out
 )
 
 // Op is one step of a Program.
@@ -56,6 +57,7 @@ type Op struct {
 	jump    int32 // on success, continue at this step (0: the next one)
 	errJump int32 // on okErrno, continue at this step (0: the next one)
 	exec    *execArgs
+	dst     *int32 // kindStore: where the value of register regs[0] goes
 	what    string // what the step does, for error messages; never read by the child
 }
 
@@ -133,6 +135,8 @@ func (k kind) String() string {
 		return "exit"
 	case kindJump:
 		return "jump"
+	case kindStore:
+		return "store"
 	}
 	return "?"
 }
@@ -309,6 +313,21 @@ func (b *Builder) PatchJump(i, target int) { b.p.ops[i].jump = int32(target) }
 func (b *Builder) Close(r Reg) {
 	b.Call("close fd", unix.SYS_CLOSE, R(r))
 	b.FreeReg(r)
+}
+
+// Store writes the value of register r, as a 32-bit integer, to *dst when
+// the step runs: for a descriptor the child opened that a structure passed
+// to a later call must hold (landlock_path_beneath_attr.parent_fd). dst
+// must point into memory the Program keeps, such as a field of a value
+// given to Ptr; the Program keeps it too.
+func (b *Builder) Store(what string, r Reg, dst *int32) {
+	if r == 0 || dst == nil {
+		panic("initproc: store without a register or a destination")
+	}
+	b.p.keep = append(b.p.keep, dst)
+	op := Op{kind: kindStore, dst: dst, what: what}
+	op.regs[0] = r
+	b.add(op)
 }
 
 // Sync sends the parent a message of the given kind with value val and waits

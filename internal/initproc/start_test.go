@@ -114,6 +114,29 @@ func TestRegistersAndJumps(t *testing.T) {
 	}
 }
 
+func TestStoreFillsAStructure(t *testing.T) {
+	// The child opens /dev/null and stores the fd into a struct pollfd laid
+	// out by the parent with fd -1: poll then finds it readable (1) only if
+	// the store happened (a negative fd is ignored: 0). The count goes back
+	// in a message.
+	var pfd unix.PollFd
+	pfd.Fd, pfd.Events = -1, unix.POLLIN
+	msgs, st := runProgram(t, 0, func(b *Builder) {
+		null := b.Call("open /dev/null", unix.SYS_OPENAT, Imm(unix.AT_FDCWD), b.Str("/dev/null"), Imm(unix.O_RDONLY)).Out()
+		b.Store("store the fd", null, &pfd.Fd)
+		var now unix.Timespec
+		n := b.Call("poll", unix.SYS_PPOLL, Ptr(b, &pfd), Imm(1), Ptr(b, &now), Imm(0), Imm(0)).Out()
+		b.Send("report", MsgReady, n, 0)
+		b.Exit(0)
+	})
+	if len(msgs) != 1 || msgs[0].Kind != MsgReady || msgs[0].Val != 1 || st.ExitStatus() != 0 {
+		t.Fatalf("msgs %+v status %v; want one MsgReady with 1 ready fd", msgs, st)
+	}
+	if pfd.Fd != -1 {
+		t.Errorf("the child's store reached the parent's memory: fd %d", pfd.Fd)
+	}
+}
+
 func TestNamespacesAndHostname(t *testing.T) {
 	requireRoot(t)
 	out := captureStdout(t, func() {

@@ -333,6 +333,9 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 
 		case kindJump:
 			i = int(op.jump) - 1
+
+		case kindStore:
+			*op.dst = int32(a[0])
 		}
 	}
 	syscall.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)

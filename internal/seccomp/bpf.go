@@ -1,8 +1,9 @@
 package seccomp
 
 import (
+	"encoding/binary"
 	"fmt"
-	"strconv"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -15,38 +16,37 @@ import (
 // assemble without the 8-bit range of conditional jumps getting in the way.
 type asm struct {
 	ins    []insn
-	labels map[string]int
-	blocks []block // rule blocks, emitted after the decision tree
-	seq    int
+	at     []int   // where each label is, -1 until placed
+	blocks []block // rule blocks, emitted after the decision trees
 }
+
+// label names a place in the program.
+type label int32
 
 type insn struct {
 	f  unix.SockFilter
-	to string // for a JA: the label it goes to
+	to label // for a JA: where it goes
 }
 
 type block struct {
-	label string
+	at    label
 	rules []rule
 }
 
 func (a *asm) emit(code uint16, jt, jf uint8, k uint32) {
-	a.ins = append(a.ins, insn{f: unix.SockFilter{Code: code, Jt: jt, Jf: jf, K: k}})
+	a.ins = append(a.ins, insn{f: unix.SockFilter{Code: code, Jt: jt, Jf: jf, K: k}, to: -1})
 }
 
-func (a *asm) label(l string) {
-	if a.labels == nil {
-		a.labels = map[string]int{}
-	}
-	a.labels[l] = len(a.ins)
+// newLabel returns a label to place later.
+func (a *asm) newLabel() label {
+	a.at = append(a.at, -1)
+	return label(len(a.at) - 1)
 }
 
-func (a *asm) fresh(prefix string) string {
-	a.seq++
-	return prefix + ":" + strconv.Itoa(a.seq)
-}
+// place puts l at the next instruction.
+func (a *asm) place(l label) { a.at[l] = len(a.ins) }
 
-func (a *asm) ja(l string) {
+func (a *asm) ja(l label) {
 	a.ins = append(a.ins, insn{f: unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JA}, to: l})
 }
 
@@ -56,57 +56,103 @@ func (a *asm) ret(k uint32)    { a.emit(unix.BPF_RET|unix.BPF_K, 0, 0, k) }
 
 // cond jumps to l when A <op> k holds: the test falls through to the JA
 // when true, and skips it when false.
-func (a *asm) cond(op uint16, k uint32, l string) {
+func (a *asm) cond(op uint16, k uint32, l label) {
 	a.emit(unix.BPF_JMP|op|unix.BPF_K, 0, 1, k)
 	a.ja(l)
 }
 
-func (a *asm) jeq(k uint32, l string) { a.cond(unix.BPF_JEQ, k, l) }
-func (a *asm) jgt(k uint32, l string) { a.cond(unix.BPF_JGT, k, l) }
-func (a *asm) jge(k uint32, l string) { a.cond(unix.BPF_JGE, k, l) }
+func (a *asm) jeq(k uint32, l label) { a.cond(unix.BPF_JEQ, k, l) }
+func (a *asm) jgt(k uint32, l label) { a.cond(unix.BPF_JGT, k, l) }
+func (a *asm) jge(k uint32, l label) { a.cond(unix.BPF_JGE, k, l) }
 
 // jne jumps to l when A != k.
-func (a *asm) jne(k uint32, l string) {
+func (a *asm) jne(k uint32, l label) {
 	a.emit(unix.BPF_JMP|unix.BPF_JEQ|unix.BPF_K, 1, 0, k)
 	a.ja(l)
 }
 
-// tree emits a binary search over the sorted syscall numbers nrs (A holds
-// the number), jumping to each one's rule block, or to "default".
-func (a *asm) tree(arch string, nrs []uint32, rules map[uint32][]rule, blocks map[string]string) {
-	if len(nrs) <= 4 {
-		for _, nr := range nrs {
-			a.jeq(nr, a.blockFor(rules[nr], blocks))
+// segment is a run of syscall numbers, from lo up to the next segment's
+// lo, decided by the code at label to.
+type segment struct {
+	lo uint32
+	to label
+}
+
+// segments partitions the syscall numbers: each run of consecutive numbers
+// with the same rules goes to one block, the gaps to dflt.
+func (a *asm) segments(rules map[uint32][]rule, blocks map[string]label, dflt label) []segment {
+	nrs := make([]uint32, 0, len(rules))
+	for nr := range rules {
+		nrs = append(nrs, nr)
+	}
+	slices.Sort(nrs)
+	var segs []segment
+	add := func(lo uint32, to label) {
+		if n := len(segs); n > 0 && segs[n-1].to == to {
+			return // the previous run goes on
 		}
-		a.ja("default")
+		segs = append(segs, segment{lo, to})
+	}
+	next := uint32(0)
+	for _, nr := range nrs {
+		if nr > next {
+			add(next, dflt)
+		}
+		add(nr, a.blockFor(rules[nr], blocks))
+		next = nr + 1
+	}
+	add(next, dflt)
+	return segs
+}
+
+// tree emits a binary search over segs (A holds the syscall number).
+func (a *asm) tree(segs []segment) {
+	if len(segs) == 1 {
+		a.ja(segs[0].to)
 		return
 	}
-	mid := len(nrs) / 2
-	right := a.fresh("tree")
-	a.jge(nrs[mid], right)
-	a.tree(arch, nrs[:mid], rules, blocks)
-	a.label(right)
-	a.tree(arch, nrs[mid:], rules, blocks)
+	mid := len(segs) / 2
+	right := a.newLabel()
+	a.jge(segs[mid].lo, right)
+	a.tree(segs[:mid])
+	a.place(right)
+	a.tree(segs[mid:])
 }
 
 // blockFor returns the label of the block deciding rules, sharing one block
 // between syscalls with the same rules.
-func (a *asm) blockFor(rs []rule, blocks map[string]string) string {
-	key := fmt.Sprint(rs)
-	if l, ok := blocks[key]; ok {
+func (a *asm) blockFor(rs []rule, blocks map[string]label) label {
+	key := ruleKey(rs)
+	if l, ok := blocks[string(key)]; ok {
 		return l
 	}
-	l := a.fresh("block")
-	blocks[key] = l
-	a.blocks = append(a.blocks, block{label: l, rules: rs})
+	l := a.newLabel()
+	blocks[string(key)] = l
+	a.blocks = append(a.blocks, block{at: l, rules: rs})
 	return l
 }
 
+// ruleKey is an identity of a list of rules.
+func ruleKey(rs []rule) []byte {
+	key := make([]byte, 0, 8*len(rs))
+	for _, r := range rs {
+		key = binary.LittleEndian.AppendUint32(key, uint32(r.act))
+		for _, c := range r.conds {
+			key = append(key, byte(c.index))
+			key = append(key, c.op...)
+			key = binary.LittleEndian.AppendUint64(key, c.value)
+			key = binary.LittleEndian.AppendUint64(key, c.two)
+		}
+		key = append(key, '|')
+	}
+	return key
+}
+
 // emitBlocks emits the rule blocks: the rules with conditions in order, then
-// the first without, then the default action.
-func (a *asm) emitBlocks() {
+// the first without, then the default action at dflt.
+func (a *asm) emitBlocks(dflt label) {
 	for _, b := range a.blocks {
-		a.label(b.label)
+		a.place(b.at)
 		var plain *rule
 		for i := range b.rules {
 			r := &b.rules[i]
@@ -116,28 +162,28 @@ func (a *asm) emitBlocks() {
 				}
 				continue
 			}
-			next := a.fresh("next")
+			next := a.newLabel()
 			for _, c := range r.conds {
 				a.compare(c, next)
 			}
 			a.ret(uint32(r.act))
-			a.label(next)
+			a.place(next)
 		}
 		if plain != nil {
 			a.ret(uint32(plain.act))
 		} else {
-			a.ja("default")
+			a.ja(dflt)
 		}
 	}
 }
 
 // compare emits the test of one condition on a 64-bit argument, jumping to
 // fail when it does not hold.
-func (a *asm) compare(c cond, fail string) {
+func (a *asm) compare(c cond, fail label) {
 	lo := offArgs + 8*uint32(c.index)
 	hi := lo + 4
 	vlo, vhi := uint32(c.value), uint32(c.value>>32)
-	ok := a.fresh("ok")
+	ok := a.newLabel()
 	switch c.op {
 	case specs.OpEqualTo:
 		a.load(hi)
@@ -179,7 +225,7 @@ func (a *asm) compare(c cond, fail string) {
 			a.jgt(vlo, fail)
 		}
 	}
-	a.label(ok)
+	a.place(ok)
 }
 
 // assemble resolves the labels.
@@ -187,15 +233,15 @@ func (a *asm) assemble() ([]unix.SockFilter, error) {
 	out := make([]unix.SockFilter, len(a.ins))
 	for pc, in := range a.ins {
 		out[pc] = in.f
-		if in.to == "" {
+		if in.to < 0 {
 			continue
 		}
-		target, ok := a.labels[in.to]
-		if !ok {
-			return nil, fmt.Errorf("seccomp: undefined label %s", in.to)
+		target := a.at[in.to]
+		if target < 0 {
+			return nil, fmt.Errorf("seccomp: label %d never placed", in.to)
 		}
 		if target <= pc {
-			return nil, fmt.Errorf("seccomp: backward jump to %s", in.to)
+			return nil, fmt.Errorf("seccomp: backward jump to label %d", in.to)
 		}
 		out[pc].K = uint32(target - pc - 1)
 	}

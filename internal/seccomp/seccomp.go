@@ -218,42 +218,40 @@ func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
 	deny := def != unix.SECCOMP_RET_ALLOW && def != unix.SECCOMP_RET_LOG
 
 	a := &asm{}
+	dflt, enosys, kill := a.newLabel(), a.newLabel(), a.newLabel()
+	archLabels := make([]label, len(handled))
 	a.load(offArch)
-	for _, an := range handled {
-		a.jeq(arches[an].audit, "arch:"+an)
+	for i, an := range handled {
+		archLabels[i] = a.newLabel()
+		a.jeq(arches[an].audit, archLabels[i])
 	}
 	a.ret(unix.SECCOMP_RET_KILL_PROCESS)
-	for _, an := range handled {
-		a.label("arch:" + an)
+	blocks := map[string]label{}
+	for i, an := range handled {
+		a.place(archLabels[i])
 		a.load(offNr)
 		if arches[an].x32 {
-			a.jge(x32SyscallBit, "kill")
+			a.jge(x32SyscallBit, kill)
 		}
-		nrs := make([]uint32, 0, len(rules[an]))
-		var max uint32
-		for nr := range rules[an] {
-			nrs = append(nrs, nr)
-			if nr > max {
-				max = nr
-			}
-		}
-		sort.Slice(nrs, func(i, j int) bool { return nrs[i] < nrs[j] })
 		if deny {
-			a.jgt(max, "enosys")
+			var max uint32
+			for nr := range rules[an] {
+				max = maxOf(max, nr)
+			}
+			a.jgt(max, enosys)
 			if nr, ok := arches[an].syscalls.lookup("clone3"); ok && rules[an][nr] == nil {
-				a.jeq(nr, "enosys")
+				a.jeq(nr, enosys)
 			}
 		}
-		blocks := map[string]string{}
-		a.tree(an, nrs, rules[an], blocks)
+		a.tree(a.segments(rules[an], blocks, dflt))
 	}
 	// Blocks, then the endings they share (BPF jumps only forward).
-	a.emitBlocks()
-	a.label("default")
+	a.emitBlocks(dflt)
+	a.place(dflt)
 	a.ret(uint32(def))
-	a.label("enosys")
+	a.place(enosys)
 	a.ret(unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS))
-	a.label("kill")
+	a.place(kill)
 	a.ret(unix.SECCOMP_RET_KILL_PROCESS)
 	prog, err := a.assemble()
 	if err != nil {
@@ -264,6 +262,13 @@ func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
 	}
 	f.Prog = prog
 	return f, nil
+}
+
+func maxOf(a, b uint32) uint32 {
+	if a > b {
+		return a
+	}
+	return b
 }
 
 // Offsets in struct seccomp_data (little-endian: an argument's low half

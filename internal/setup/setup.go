@@ -73,7 +73,8 @@ type Config struct {
 	// cgroup.
 	Placement bool
 	// CloseFDs are closed first thing: descriptors of the parent the child
-	// must not hold (the box's state lock).
+	// must not hold (the box's state lock; the parent's end of the sync
+	// socket, so that the parent's death reads as the end of the socket).
 	CloseFDs []int
 	// TrampolineFD, if not 0, is an empty memfd for the exec trampoline
 	// (initproc.Trampoline), through which the command is executed: the
@@ -90,6 +91,10 @@ type Config struct {
 	// MsgReady and waits for a byte on it before running the command (OCI
 	// create/start).
 	StartFD int
+	// LandlockABI, if not 0, restricts the command with Landlock, in the
+	// box's own filesystem (FS): the kernel's ABI version, from
+	// LandlockABI. See landlock.go.
+	LandlockABI int
 }
 
 // Result is the program and how to start it.
@@ -138,6 +143,9 @@ func Build(c Config) (*Result, error) {
 	if err := checkSysctls(s, c.NS); err != nil {
 		return nil, err
 	}
+	if c.LandlockABI > 0 && c.FS == nil {
+		return nil, fmt.Errorf("landlock: the rules follow the box's own mounts: it needs a mount namespace of its own")
+	}
 	r := &Result{}
 	var err error
 	b := initproc.NewBuilder(c.SyncFD)
@@ -154,7 +162,7 @@ func Build(c Config) (*Result, error) {
 		newFlags &^= unix.CLONE_NEWCGROUP // its root is the cgroup at its creation
 	}
 	for _, fd := range c.CloseFDs {
-		b.Call("let go of the parent's lock", unix.SYS_CLOSE, imm(uintptr(fd)))
+		b.Call("close a descriptor of the parent's", unix.SYS_CLOSE, imm(uintptr(fd)))
 	}
 	mapsAtClone := len(joins) == 0 && newUser
 	r.GoAhead = c.Placement || c.ParentNetwork || mapsAtClone
@@ -358,6 +366,12 @@ func processStage(b *initproc.Builder, c Config, forked bool) (*initproc.Trampol
 		f := b.Call("open oom_score_adj", unix.SYS_OPENAT, initproc.Imm(unix.AT_FDCWD), b.Str("/proc/self/oom_score_adj"), imm(unix.O_WRONLY|unix.O_CLOEXEC)).Out()
 		b.Call("set oom_score_adj "+v, unix.SYS_WRITE, initproc.R(f), b.Bytes([]byte(v)), imm(uintptr(len(v))))
 		b.Close(f)
+	}
+	// Landlock after the last write to /proc above, while the process
+	// still has CAP_SYS_ADMIN (without no_new_privs, restricting itself
+	// needs it), and before any seccomp filter.
+	if c.LandlockABI > 0 {
+		emitLandlock(b, c.FS, c.LandlockABI)
 	}
 
 	// Identity and capabilities, in the order that keeps the capabilities
