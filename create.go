@@ -47,9 +47,11 @@ type creation struct {
 	fs      *rootfs.Plan
 	fifo    *os.File // exec.fifo, the Create/Start rendezvous
 	cgroup  *cgroups.Manager
-	cgfd    int         // the cgroup2 directory, for CLONE_INTO_CGROUP (-1: none)
-	lockFD  int         // holds the box's lock while it is created
-	net     *boxNetwork // its bridge network, if any
+	cgfd    int // the cgroup2 directory, for CLONE_INTO_CGROUP (-1: none)
+	// landlockABI is the kernel's Landlock ABI, for Options.Landlock.
+	landlockABI int
+	lockFD      int         // holds the box's lock while it is created
+	net         *boxNetwork // its bridge network, if any
 	// cgroupReady waits until the box's cgroup is made (or failed).
 	cgroupReady func() error
 	undo        []func()
@@ -105,6 +107,11 @@ func (c *creation) prepare(waitForStart bool) error {
 	var err error
 	if err := checkSupported(s); err != nil {
 		return err
+	}
+	if o.Landlock {
+		if c.landlockABI, err = setup.LandlockABI(); err != nil {
+			return fmt.Errorf("--landlock: %w", err)
+		}
 	}
 	if c.ns, err = namespaces.PlanFor(s); err != nil {
 		return err
@@ -219,6 +226,7 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 		StartFD:         -1,
 		SessionKeyring:  sessionKeyring(c.id, o.NoNewKeyring),
 		CloseFDs:        []int{c.lockFD, sync.Parent},
+		LandlockABI:     c.landlockABI,
 		Placement:       c.cgroup != nil && !c.cgroup.Layout.Unified(),
 		ParentNetwork:   c.net != nil,
 		CreateHooks:     len(hooksOf(s, hookPrestart))+len(hooksOf(s, hookCreateRuntime))+len(hooksOf(s, hookCreateContainer)) > 0,
@@ -282,6 +290,10 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 		WriteMaps: func(pid int) error { return userns.Write(pid, c.ids.uids, c.ids.gids, c.ids.how) },
 		MakeTree: func(i, pid int) (int, error) {
 			return makeTree(r.Trees.Trees[i], pid, c.ids)
+		},
+		Seccomp: func(pid, fd int) error {
+			return sendSeccompListener(s.Linux.Seccomp, fd, specs.State{Version: specs.Version, ID: c.id,
+				Status: specs.StateCreating, Pid: pid, Bundle: o.Bundle, Annotations: s.Annotations})
 		},
 		Place: func(pid int) error {
 			if c.cgroup != nil && c.cgfd < 0 {

@@ -223,7 +223,9 @@ func spawnIn(id string, pid, pidfd int, proc *specs.Process, path string, cg *cg
 		fmt.Fprintf(o.Debug, "nsbox: set-up steps of a process in the namespaces of %d:\n%s", pid, r.Program)
 	}
 	p, err := process.Launch(r, &sync, process.Hooks{
-
+		Seccomp: func(child, fd int) error {
+			return sendSeccompListener(filter, fd, specs.State{Version: specs.Version, ID: id, Status: specs.StateRunning, Pid: child})
+		},
 		Place: func(child int) error {
 			if cg == nil || cgfd >= 0 {
 				return nil

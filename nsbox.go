@@ -90,6 +90,11 @@ type Options struct {
 	// Network connects the box to a bridge network (it needs a network
 	// namespace of its own, and root).
 	Network *NetworkOptions
+	// Landlock restricts the command's filesystem access to the box's own
+	// mounts with a Landlock ruleset, as a second wall behind them (see
+	// internal/setup/landlock.go); an error on a kernel without Landlock.
+	// Processes that Exec starts later are not restricted.
+	Landlock bool
 	// Debug, when set, receives the list of the child's set-up steps.
 	Debug io.Writer `json:"-"`
 }

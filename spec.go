@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +27,9 @@ type SpecOpt func(*specs.Spec) error
 // the host's "/" read-only as root, fresh /proc, a minimal /dev, tmpfs /tmp
 // and /run, /sys read-only, and new mount, pid, network, IPC, UTS, cgroup
 // and user namespaces. The environment is the caller's and the working
-// directory the caller's (see WithClearEnv and WithWorkdir).
+// directory the caller's (see WithClearEnv and WithWorkdir). It is
+// confined as security.go says: default capabilities, no_new_privs,
+// masked and read-only paths, and the built-in seccomp profile.
 func NewSpec(args []string, opts ...SpecOpt) (*specs.Spec, error) {
 	cwd, err := os.Getwd()
 	if err != nil {
@@ -54,6 +57,8 @@ func NewSpec(args []string, opts ...SpecOpt) (*specs.Spec, error) {
 				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace}, {Type: specs.CgroupNamespace},
 				{Type: specs.UserNamespace},
 			},
+			MaskedPaths:   slices.Clone(DefaultMaskedPaths),
+			ReadonlyPaths: slices.Clone(DefaultReadonlyPaths),
 		},
 	}
 	for _, o := range opts {
@@ -61,6 +66,7 @@ func NewSpec(args []string, opts ...SpecOpt) (*specs.Spec, error) {
 			return nil, err
 		}
 	}
+	finishSecurity(s)
 	return s, nil
 }
 
@@ -294,7 +300,9 @@ func WithCallerCredentials(s *specs.Spec) error {
 	s.Process.User = u
 	s.Process.Capabilities = c
 	s.Process.NoNewPrivileges = false
-	return nil
+	// What the caller may do, it may do in the box too.
+	s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
+	return WithSeccomp(nil)(s)
 }
 
 func removeNS(list []specs.LinuxNamespace, t specs.LinuxNamespaceType) []specs.LinuxNamespace {
@@ -434,9 +442,8 @@ func TemplateSpec(rootless bool) *specs.Spec {
 		Linux: &specs.Linux{
 			Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace},
 				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace}, {Type: specs.CgroupNamespace}},
-			MaskedPaths: []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-				"/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"},
-			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+			MaskedPaths:   slices.Clone(DefaultMaskedPaths),
+			ReadonlyPaths: slices.Clone(DefaultReadonlyPaths),
 		},
 	}
 	if rootless {

@@ -63,10 +63,11 @@ func cmdFeatures(g *global, args []string) int {
 // cmdSpec writes a starting config.json, as runc spec does.
 func cmdSpec(g *global, args []string) int {
 	var bundle string
-	var rootless bool
-	fs := newFlagSet("spec", "[--bundle DIR] [--rootless]", "Write a template config.json for an OCI bundle.")
+	var rootless, withSeccomp bool
+	fs := newFlagSet("spec", "[--bundle DIR] [--rootless] [--seccomp]", "Write a template config.json for an OCI bundle.")
 	fs.stringVar(&bundle, "bundle", "b", "DIR", "bundle directory (default: the current directory)")
 	fs.boolVar(&rootless, "rootless", "", "for a box started without root")
+	fs.boolVar(&withSeccomp, "seccomp", "", "include nsbox's default seccomp profile (what `nsbox run` applies) for the template's capabilities")
 	if _, _, code, ok := boxArgsNoRuntime(g, fs, args, 0, 0); !ok {
 		return code
 	}
@@ -78,6 +79,9 @@ func cmdSpec(g *global, args []string) int {
 		return fail(g, fmt.Errorf("%s exists: remove it first", path))
 	}
 	s := nsbox.TemplateSpec(rootless)
+	if withSeccomp {
+		s.Linux.Seccomp = seccomp.Default(s.Process.Capabilities.Bounding)
+	}
 	b, err := specjson.MarshalIndent(s, "", "\t")
 	if err != nil {
 		return fail(g, err)

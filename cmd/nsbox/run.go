@@ -23,6 +23,7 @@ type runFlags struct {
 	name, rootfs, workdir, hostname, domainname, user, usernsMode, timeOffset string
 	binds, tmpfs, env, share, join                                            []string
 	readOnly, clearEnv, noInit, detach                                        bool
+	security                                                                  securityFlags
 	tty                                                                       string // "" = auto
 	oci                                                                       ociFlags
 	limits                                                                    resourceFlags
@@ -66,6 +67,7 @@ command, run the OCI bundle in --bundle (default: the current directory).`)
 		return nil
 	})
 	fs.defs[len(fs.defs)-1].arg = "" // a boolean
+	f.security.define(fs)
 	f.limits.defineRun(fs)
 	f.net.define(fs)
 	f.oci.define(fs)
@@ -241,12 +243,18 @@ func specFromFlags(f *runFlags, cmd []string, id string) (*specs.Spec, error) {
 	if f.domainname != "" {
 		opts = append(opts, nsbox.WithDomainname(f.domainname))
 	}
+	sec, err := f.security.options()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, sec...)
 	s, err := nsbox.NewSpec(cmd, opts...)
 	if err != nil {
 		return nil, err
 	}
 	if shared[specs.MountNamespace] || joined[specs.MountNamespace] {
-		s.Mounts = nil
+		// Nothing to mount over: the mounts are someone else's.
+		s.Mounts, s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil, nil
 	}
 	return s, nil
 }
@@ -365,6 +373,7 @@ func runCommand(g *global, f *runFlags, cmd []string) int {
 		s.Process.Terminal = true
 	}
 	opts := nsbox.Options{
+		Landlock:      f.security.landlock,
 		Init:          !f.noInit,
 		AutoIDs:       true,
 		IDMapBinds:    true,

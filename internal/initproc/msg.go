@@ -37,6 +37,7 @@ const (
 	MsgAlive                         // nothing: sending it fails if the parent is gone
 	MsgHooks                         // set up, before pivot_root: run the create hooks, then reply
 	MsgStartHooks                    // about to exec: run the startContainer hooks, then reply
+	MsgSeccomp                       // the attached fd listens to the seccomp filter's notifications
 )
 
 // Msg is the fixed-size message the child sends.

@@ -44,6 +44,7 @@ const (
 	kindExit                 // exit_group with a code
 	kindJump                 // continue at step jump
 	kindStore                // write a register's value into memory the parent laid out
+	kindExpect               // fail unless a word in memory, masked, has a value
 )
 
 // Op is one step of a Program.
@@ -58,7 +59,11 @@ type Op struct {
 	errJump int32 // on okErrno, continue at this step (0: the next one)
 	exec    *execArgs
 	dst     *int32 // kindStore: where the value of register regs[0] goes
-	what    string // what the step does, for error messages; never read by the child
+	// kindExpect: the word at src (64 bits, or 32 with src32), masked
+	// with args[0], must be args[1]; or the step fails (errno 0).
+	src   *uint64
+	src32 *uint32
+	what  string // what the step does, for error messages; never read by the child
 }
 
 type execArgs struct {
@@ -137,6 +142,8 @@ func (k kind) String() string {
 		return "jump"
 	case kindStore:
 		return "store"
+	case kindExpect:
+		return "expect"
 	}
 	return "?"
 }
@@ -327,6 +334,32 @@ func (b *Builder) Store(what string, r Reg, dst *int32) {
 	b.p.keep = append(b.p.keep, dst)
 	op := Op{kind: kindStore, dst: dst, what: what}
 	op.regs[0] = r
+	b.add(op)
+}
+
+// Expect fails the program unless the 64-bit word at src, masked with
+// mask, equals want when the step runs: to check what an earlier call
+// wrote into memory the Program keeps (the st_rdev of an fstat, the
+// f_type of an fstatfs). The failure has no errno (StepError.Errno 0):
+// what says what was wrong. The Program keeps src.
+func (b *Builder) Expect(what string, src *uint64, mask, want uint64) {
+	if src == nil {
+		panic("initproc: expect without a word")
+	}
+	b.p.keep = append(b.p.keep, src)
+	op := Op{kind: kindExpect, src: src, what: what}
+	op.args[0], op.args[1] = uintptr(mask), uintptr(want)
+	b.add(op)
+}
+
+// Expect32 is Expect for a 32-bit word (st_mode).
+func (b *Builder) Expect32(what string, src *uint32, mask, want uint32) {
+	if src == nil {
+		panic("initproc: expect without a word")
+	}
+	b.p.keep = append(b.p.keep, src)
+	op := Op{kind: kindExpect, src32: src, what: what}
+	op.args[0], op.args[1] = uintptr(mask), uintptr(want)
 	b.add(op)
 }
 

@@ -264,3 +264,28 @@ func captureStdout(t *testing.T, f func()) string {
 	r.Close()
 	return buf.String()
 }
+
+func TestExpectChecksMemory(t *testing.T) {
+	// fstat /dev/null into memory the program keeps, then expect it to be
+	// the character device 1:3 (passes) and 1:5 (fails at that step).
+	for _, c := range []struct {
+		minor uint32
+		fails bool
+	}{{3, false}, {5, true}} {
+		var st unix.Stat_t
+		var stepWant int32
+		msgs, status := runProgram(t, 0, func(b *Builder) {
+			null := b.Call("open /dev/null", unix.SYS_OPENAT, Imm(unix.AT_FDCWD), b.Str("/dev/null"), Imm(unix.O_PATH)).Out()
+			b.Call("fstat", unix.SYS_FSTAT, R(null), Ptr(b, &st))
+			stepWant = int32(len(b.p.ops))
+			b.Expect("is the null device", &st.Rdev, ^uint64(0), unix.Mkdev(1, c.minor))
+			b.Exit(0)
+		})
+		switch {
+		case c.fails && (len(msgs) != 1 || msgs[0].Kind != MsgError || msgs[0].Errno != 0 || msgs[0].Op != stepWant):
+			t.Errorf("1:%d: msgs %+v status %v; want the expect step (%d) to fail (errno 0)", c.minor, msgs, status, stepWant)
+		case !c.fails && (len(msgs) != 0 || status.ExitStatus() != 0):
+			t.Errorf("1:%d: msgs %+v status %v; want a clean exit", c.minor, msgs, status)
+		}
+	}
+}

@@ -109,6 +109,7 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 		err2     unix.Errno
 		errv     uintptr
 		sawAcces bool
+		word     uint64
 		ex       *execArgs
 		paths    []*byte
 		argv     []*byte
@@ -336,6 +337,17 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 
 		case kindStore:
 			*op.dst = int32(a[0])
+
+		case kindExpect:
+			if op.src32 != nil {
+				word = uint64(*op.src32)
+			} else {
+				word = *op.src
+			}
+			if word&uint64(op.args[0]) != uint64(op.args[1]) {
+				err1 = 0
+				goto fail
+			}
 		}
 	}
 	syscall.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)

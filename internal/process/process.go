@@ -56,6 +56,9 @@ type Hooks struct {
 	// CreateHooks and StartHooks run the OCI hooks the child stops for
 	// (MsgHooks, MsgStartHooks), for the box whose first process is pid.
 	CreateHooks, StartHooks func(pid int) error
+	// Seccomp hands on the listener fd of the seccomp filter of process
+	// pid (SCMP_ACT_NOTIFY), which the caller then closes.
+	Seccomp func(pid, fd int) error
 	// Meanwhile, if set, runs once while the child works on its own: after
 	// the go-ahead (or right after the clone when there is none). Work done
 	// here overlaps the kernel's namespace set-up.
@@ -70,7 +73,12 @@ type StepError struct {
 	Exec bool
 }
 
-func (e *StepError) Error() string { return e.What + ": " + e.Errno.Error() }
+func (e *StepError) Error() string {
+	if e.Errno == 0 { // a check of the set-up failed: What says which
+		return e.What
+	}
+	return e.What + ": " + e.Errno.Error()
+}
 func (e *StepError) Unwrap() error { return e.Errno }
 
 // ExecErrno returns the errno of a failed exec of the command.
@@ -194,6 +202,20 @@ func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 				return fmt.Errorf("sync with the box: %w", err)
 			}
 		case initproc.MsgAlive:
+		case initproc.MsgSeccomp:
+			fds, err := receivedFDs(oob[:oobn])
+			if err != nil || len(fds) != 1 {
+				return fmt.Errorf("receive the seccomp listener of the box: %v", err)
+			}
+			if hooks.Seccomp == nil {
+				unix.Close(fds[0])
+				return errors.New("a seccomp listener nobody takes")
+			}
+			err = hooks.Seccomp(p.Pid, fds[0])
+			unix.Close(fds[0])
+			if err != nil {
+				return err
+			}
 		case initproc.MsgPty:
 			fds, err := receivedFDs(oob[:oobn])
 			if err != nil || len(fds) != 1 {

@@ -313,6 +313,7 @@ func (e *Emitter) sysctls(list []Sysctl) {
 	}
 	b := e.b
 	proc := e.openFor("/proc", false, false, "", true)
+	e.expectKernelFS("/proc", proc)
 	how := initproc.Ptr(b, &unix.OpenHow{
 		Flags:   unix.O_WRONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
@@ -336,6 +337,7 @@ func (e *Emitter) mask(p string) {
 	t := b.NewReg()
 	missing := b.Call("resolve "+p+" in the box", unix.SYS_OPENAT2, initproc.R(e.root), b.Str(strings.TrimPrefix(p, "/")),
 		resolveHow(b, 0), initproc.Imm(unix.SizeofOpenHow)).OutTo(t).OnErrno(unix.ENOENT, 0)
+	e.expectKernelFS(p, t)
 	d := b.NewReg()
 	notDir := b.Call(what, unix.SYS_OPENAT, initproc.R(t), b.Str("."), initproc.Imm(unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)).
 		OutTo(d).OnErrno(unix.ENOTDIR, 0)
@@ -347,6 +349,7 @@ func (e *Emitter) mask(p string) {
 	b.PatchErrJump(notDir.Index(), b.Label())
 	tree := b.Call(what, unix.SYS_OPEN_TREE, initproc.Imm(unix.AT_FDCWD), b.Str("/dev/null"),
 		initproc.Imm(unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)).Out()
+	e.expectNull(tree)
 	b.Call(what, unix.SYS_MOVE_MOUNT, initproc.R(tree), b.Str(""), initproc.R(t), b.Str(""),
 		initproc.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH))
 	b.Close(tree)
@@ -357,6 +360,41 @@ func (e *Emitter) mask(p string) {
 	b.FreeReg(t)
 }
 
+// expectNull fails the set-up unless fd is the null device (character
+// device 1:3): what masks a file must be nothing else, whatever the
+// filesystem it came from holds (CVE-2025-31133).
+func (e *Emitter) expectNull(fd initproc.Reg) {
+	b := e.b
+	st := &unix.Stat_t{}
+	b.Call("check what masks files", unix.SYS_FSTAT, initproc.R(fd), initproc.Ptr(b, st))
+	const bad = "/dev/null is not the null device (character device 1:3): refusing to mask paths with it"
+	b.Expect32(bad, &st.Mode, unix.S_IFMT, unix.S_IFCHR)
+	b.Expect(bad, &st.Rdev, ^uint64(0), unix.Mkdev(1, 3))
+}
+
+// expectKernelFS fails the set-up unless fd, the box's path p, is on the
+// filesystem the kernel serves there: procfs beneath /proc, sysfs beneath
+// /sys; so that masking, making read-only or writing a sysctl cannot be
+// turned onto another file by what the box's root put there
+// (CVE-2025-52881).
+func (e *Emitter) expectKernelFS(p string, fd initproc.Reg) {
+	var magic uint64
+	var name string
+	switch {
+	case p == "/proc" || strings.HasPrefix(p, "/proc/"):
+		magic, name = unix.PROC_SUPER_MAGIC, "procfs"
+	case p == "/sys" || strings.HasPrefix(p, "/sys/"):
+		magic, name = unix.SYSFS_MAGIC, "sysfs"
+	default:
+		return
+	}
+	b := e.b
+	fs := &unix.Statfs_t{}
+	b.Call("check the filesystem of "+p, unix.SYS_FSTATFS, initproc.R(fd), initproc.Ptr(b, fs))
+	b.Expect(p+" in the box is not on "+name+": refusing to mask it, make it read-only or write beneath it",
+		(*uint64)(unsafe.Pointer(&fs.Type)), ^uint64(0), magic)
+}
+
 // readOnly binds p read-only onto itself, recursively, if it exists.
 func (e *Emitter) readOnly(p string) {
 	b := e.b
@@ -364,6 +402,7 @@ func (e *Emitter) readOnly(p string) {
 	t := b.NewReg()
 	missing := b.Call("resolve "+p+" in the box", unix.SYS_OPENAT2, initproc.R(e.root), b.Str(strings.TrimPrefix(p, "/")),
 		resolveHow(b, 0), initproc.Imm(unix.SizeofOpenHow)).OutTo(t).OnErrno(unix.ENOENT, 0)
+	e.expectKernelFS(p, t)
 	tree := b.Call(what, unix.SYS_OPEN_TREE, initproc.R(t), b.Str(""),
 		initproc.Imm(unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH)).Out()
 	e.setattr(what, tree, unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC})

@@ -285,7 +285,7 @@ const x32SyscallBit = 0x40000000
 // Supported lists what Compile accepts, for the runtime's features.
 func Supported() (actions, operators, archs, flags []string) {
 	actions = []string{string(specs.ActKill), string(specs.ActKillProcess), string(specs.ActKillThread), string(specs.ActTrap),
-		string(specs.ActErrno), string(specs.ActTrace), string(specs.ActAllow), string(specs.ActLog)}
+		string(specs.ActErrno), string(specs.ActTrace), string(specs.ActAllow), string(specs.ActLog), string(specs.ActNotify)}
 	operators = []string{string(specs.OpNotEqual), string(specs.OpLessThan), string(specs.OpLessEqual), string(specs.OpEqualTo),
 		string(specs.OpGreaterEqual), string(specs.OpGreaterThan), string(specs.OpMaskedEqual)}
 	for a := range arches {

@@ -396,14 +396,17 @@ func processStage(b *initproc.Builder, c Config, forked bool) (*initproc.Trampol
 		if err != nil {
 			return nil, err
 		}
-		if f.Notify {
-			return nil, fmt.Errorf("linux.seccomp: SCMP_ACT_NOTIFY is not supported yet")
+		if f.Notify && c.Spec.Linux.Seccomp.ListenerPath == "" {
+			return nil, fmt.Errorf("linux.seccomp: SCMP_ACT_NOTIFY needs a listenerPath to send the notifications' descriptor to")
 		}
 		filter = f
 	}
 	if filter != nil && !p.NoNewPrivileges {
 		loadSeccomp(b, filter)
 	}
+	// A filter that notifies is loaded before the box is reported created
+	// (as runc does): its listener goes to the agent at create.
+	notifyLate := filter != nil && filter.Notify && p.NoNewPrivileges
 	u := p.User
 	if len(u.AdditionalGids) > 0 && c.SetgroupsDenied {
 		return nil, fmt.Errorf("process.user.additionalGids: supplementary groups need a user namespace with setgroups allowed (newgidmap, or root)")
@@ -466,6 +469,9 @@ func processStage(b *initproc.Builder, c Config, forked bool) (*initproc.Trampol
 	if c.ExecPath != "" {
 		paths = []string{c.ExecPath}
 	}
+	if notifyLate {
+		loadSeccomp(b, filter)
+	}
 	if c.StartFD >= 0 {
 		// Fail now, at create, rather than after start when nobody listens.
 		b.CheckExec("find "+p.Args[0]+" in the box", paths)
@@ -484,13 +490,13 @@ func processStage(b *initproc.Builder, c Config, forked bool) (*initproc.Trampol
 	if c.TrampolineFD > 0 {
 		b.Call("keep the sync socket open for the trampoline", unix.SYS_FCNTL, imm(uintptr(c.SyncFD)), imm(unix.F_SETFD), imm(0))
 		t := &initproc.Trampoline{SyncFD: c.SyncFD}
-		if filter != nil && p.NoNewPrivileges {
+		if filter != nil && p.NoNewPrivileges && !notifyLate {
 			t.Filter, t.Flags = filter.Prog, filter.Flags // still the last step
 		}
 		t.Op = b.ExecVia("exec "+p.Args[0]+" (through the trampoline)", c.TrampolineFD, paths, p.Args, p.Env)
 		return t, nil
 	}
-	if filter != nil && p.NoNewPrivileges {
+	if filter != nil && p.NoNewPrivileges && !notifyLate {
 		loadSeccomp(b, filter)
 	}
 	b.Exec("exec "+p.Args[0], paths, p.Args, p.Env)
@@ -513,11 +519,21 @@ func sessionKeyring(b *initproc.Builder, name string) {
 	b.FreeReg(k)
 }
 
-// loadSeccomp appends the seccomp(2) call that installs f.
+// loadSeccomp appends the seccomp(2) call that installs f; for a filter
+// that notifies, with a listener, which goes to the parent (MsgSeccomp).
 func loadSeccomp(b *initproc.Builder, f *seccomp.Filter) {
 	prog := &unix.SockFprog{Len: uint16(len(f.Prog)), Filter: &f.Prog[0]}
-	b.Call(fmt.Sprintf("load the seccomp filter (%d instructions)", len(f.Prog)), unix.SYS_SECCOMP,
-		initproc.Imm(unix.SECCOMP_SET_MODE_FILTER), initproc.Imm(f.Flags), initproc.Ptr(b, prog))
+	flags := f.Flags
+	if f.Notify {
+		flags |= unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
+	}
+	load := b.Call(fmt.Sprintf("load the seccomp filter (%d instructions)", len(f.Prog)), unix.SYS_SECCOMP,
+		initproc.Imm(unix.SECCOMP_SET_MODE_FILTER), initproc.Imm(flags), initproc.Ptr(b, prog))
+	if f.Notify {
+		fd := load.Out()
+		b.Send("hand on the seccomp listener", initproc.MsgSeccomp, 0, fd)
+		b.Close(fd)
+	}
 }
 
 // terminal opens a terminal in the box's devpts, makes it the controlling
