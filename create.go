@@ -15,6 +15,7 @@ import (
 	"github.com/nsbox/nsbox/internal/namespaces"
 	"github.com/nsbox/nsbox/internal/process"
 	"github.com/nsbox/nsbox/internal/rootfs"
+	"github.com/nsbox/nsbox/internal/seccomp"
 	"github.com/nsbox/nsbox/internal/setup"
 	"github.com/nsbox/nsbox/internal/state"
 	"github.com/nsbox/nsbox/internal/userns"
@@ -48,6 +49,8 @@ type creation struct {
 	fifo    *os.File // exec.fifo, the Create/Start rendezvous
 	cgroup  *cgroups.Manager
 	cgfd    int // the cgroup2 directory, for CLONE_INTO_CGROUP (-1: none)
+	// seccomp waits for the compiled linux.seccomp (nil: none).
+	seccomp func() (*seccomp.Filter, error)
 	// landlockABI is the kernel's Landlock ABI, for Options.Landlock.
 	landlockABI int
 	lockFD      int         // holds the box's lock while it is created
@@ -85,6 +88,8 @@ func (rt *Runtime) create(id string, s *specs.Spec, o Options, waitForStart bool
 	}
 	defer unlock() // commands on the box wait until then
 	c := &creation{rt: rt, id: id, s: s, o: o, joinFDs: map[namespaces.Type]int{}, cgfd: -1, lockFD: lockFD}
+	// The seccomp filter is compiled while the box is planned.
+	c.seccomp = compileSeccomp(s)
 	c.undo = append(c.undo, func() { rt.store.Remove(id) })
 	defer func() {
 		c.closeFiles()
@@ -98,6 +103,27 @@ func (rt *Runtime) create(id string, s *specs.Spec, o Options, waitForStart bool
 		return nil, err
 	}
 	return c.launch(waitForStart)
+}
+
+// compileSeccomp compiles the linux.seccomp of s in another goroutine;
+// the function it returns waits for the filter.
+func compileSeccomp(s *specs.Spec) func() (*seccomp.Filter, error) {
+	if s.Linux == nil || s.Linux.Seccomp == nil {
+		return func() (*seccomp.Filter, error) { return nil, nil }
+	}
+	type result struct {
+		f   *seccomp.Filter
+		err error
+	}
+	done := make(chan result, 1)
+	func() {
+		f, err := seccomp.Compile(s.Linux.Seccomp)
+		done <- result{f, err}
+	}()
+	return sync.OnceValues(func() (*seccomp.Filter, error) {
+		r := <-done
+		return r.f, r.err
+	})
 }
 
 // prepare decides everything about the box that needs the host but not the
@@ -205,6 +231,10 @@ func (c *creation) prepare(waitForStart bool) error {
 // box.
 func (c *creation) launch(waitForStart bool) (*Box, error) {
 	s, o := c.s, c.o
+	filter, err := c.seccomp()
+	if err != nil {
+		return nil, err
+	}
 	sync, err := process.NewSync()
 	if err != nil {
 		return nil, err
@@ -227,6 +257,7 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 		SessionKeyring:  sessionKeyring(c.id, o.NoNewKeyring),
 		CloseFDs:        []int{c.lockFD, sync.Parent},
 		LandlockABI:     c.landlockABI,
+		Seccomp:         filter,
 		Placement:       c.cgroup != nil && !c.cgroup.Layout.Unified(),
 		ParentNetwork:   c.net != nil,
 		CreateHooks:     len(hooksOf(s, hookPrestart))+len(hooksOf(s, hookCreateRuntime))+len(hooksOf(s, hookCreateContainer)) > 0,

@@ -14,7 +14,8 @@ import (
 )
 
 // The OCI suites run nsbox, runc and crun on one bundle: the config.json of
-// `nsbox spec` with process.args set and terminal false, and a busybox
+// `nsbox spec --seccomp` (nsbox's default seccomp profile, which each
+// runtime compiles and loads) with process.args set and terminal false, and a busybox
 // rootfs. Each runtime keeps its state in its own --root under the suite's
 // work directory.
 //
@@ -30,7 +31,7 @@ import (
 const (
 	crunConfig  = "config-crun.json"
 	crunVersion = "1.0.2"
-	aboutOCI    = "busybox bundle from `nsbox spec`, terminal false; crun reads a copy with ociVersion " +
+	aboutOCI    = "busybox bundle from `nsbox spec --seccomp` (the default seccomp profile for all three), terminal false; crun reads a copy with ociVersion " +
 		crunVersion + "; cgroup v1 only for all three (the hybrid cgroup2 tree unmounted in the bench's mount namespace)"
 )
 
@@ -135,14 +136,14 @@ func (b *ociBench) removeContainers() error {
 	return errors.Join(errs...)
 }
 
-// writeBundle writes an OCI bundle in dir: config.json from `nsbox spec`
+// writeBundle writes an OCI bundle in dir: config.json from `nsbox spec --seccomp`
 // with process.args set to args and process.terminal false, a busybox
 // rootfs, and crunConfig, the same config with only ociVersion lowered.
 func writeBundle(nsbox, dir string, args []string, resources map[string]any) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
-	if _, err := runCommand([]string{nsbox, "spec", "--bundle", dir}, nil, nil); err != nil {
+	if _, err := runCommand([]string{nsbox, "spec", "--seccomp", "--bundle", dir}, nil, nil); err != nil {
 		return err
 	}
 	if _, err := testenv.BusyboxRootfs(filepath.Join(dir, "rootfs")); err != nil {

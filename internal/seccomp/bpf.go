@@ -3,7 +3,6 @@ package seccomp
 import (
 	"encoding/binary"
 	"fmt"
-	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -18,6 +17,10 @@ type asm struct {
 	ins    []insn
 	at     []int   // where each label is, -1 until placed
 	blocks []block // rule blocks, emitted after the decision trees
+	// byKey and byList find the block of a list of rules: by content, and
+	// (faster) by the list itself, which many calls share.
+	byKey  map[string]label
+	byList map[*rule]label
 }
 
 // label names a place in the program.
@@ -80,12 +83,7 @@ type segment struct {
 
 // segments partitions the syscall numbers: each run of consecutive numbers
 // with the same rules goes to one block, the gaps to dflt.
-func (a *asm) segments(rules map[uint32][]rule, blocks map[string]label, dflt label) []segment {
-	nrs := make([]uint32, 0, len(rules))
-	for nr := range rules {
-		nrs = append(nrs, nr)
-	}
-	slices.Sort(nrs)
+func (a *asm) segments(rules [][]rule, dflt label) []segment {
 	var segs []segment
 	add := func(lo uint32, to label) {
 		if n := len(segs); n > 0 && segs[n-1].to == to {
@@ -94,11 +92,15 @@ func (a *asm) segments(rules map[uint32][]rule, blocks map[string]label, dflt la
 		segs = append(segs, segment{lo, to})
 	}
 	next := uint32(0)
-	for _, nr := range nrs {
+	for i, rs := range rules {
+		if rs == nil {
+			continue
+		}
+		nr := uint32(i)
 		if nr > next {
 			add(next, dflt)
 		}
-		add(nr, a.blockFor(rules[nr], blocks))
+		add(nr, a.blockFor(rs))
 		next = nr + 1
 	}
 	add(next, dflt)
@@ -121,14 +123,23 @@ func (a *asm) tree(segs []segment) {
 
 // blockFor returns the label of the block deciding rules, sharing one block
 // between syscalls with the same rules.
-func (a *asm) blockFor(rs []rule, blocks map[string]label) label {
-	key := ruleKey(rs)
-	if l, ok := blocks[string(key)]; ok {
+func (a *asm) blockFor(rs []rule) label {
+	if l, ok := a.byList[&rs[0]]; ok && len(rs) == 1 {
 		return l
 	}
-	l := a.newLabel()
-	blocks[string(key)] = l
-	a.blocks = append(a.blocks, block{at: l, rules: rs})
+	if a.byKey == nil {
+		a.byKey, a.byList = map[string]label{}, map[*rule]label{}
+	}
+	key := ruleKey(rs)
+	l, ok := a.byKey[string(key)]
+	if !ok {
+		l = a.newLabel()
+		a.byKey[string(key)] = l
+		a.blocks = append(a.blocks, block{at: l, rules: rs})
+	}
+	if len(rs) == 1 {
+		a.byList[&rs[0]] = l
+	}
 	return l
 }
 

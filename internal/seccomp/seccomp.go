@@ -30,11 +30,28 @@ type sysTable []struct {
 
 // lookup returns the number of syscall name.
 func (t sysTable) lookup(name string) (uint32, bool) {
-	i := sort.Search(len(t), func(i int) bool { return t[i].name >= name })
-	if i < len(t) && t[i].name == name {
-		return t[i].nr, true
+	lo, hi := 0, len(t)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if t[m].name < name {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(t) && t[lo].name == name {
+		return t[lo].nr, true
 	}
 	return 0, false
+}
+
+// maxNr is the highest system call number of t.
+func (t sysTable) maxNr() uint32 {
+	var max uint32
+	for _, s := range t {
+		max = maxOf(max, s.nr)
+	}
+	return max
 }
 
 type arch struct {
@@ -176,10 +193,10 @@ func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
 		}
 	}
 
-	// Rules per architecture and syscall number.
-	rules := map[string]map[uint32][]rule{}
-	for _, name := range handled {
-		rules[name] = map[uint32][]rule{}
+	// Rules per architecture, by syscall number.
+	rules := make([][][]rule, len(handled))
+	for i, name := range handled {
+		rules[i] = make([][]rule, arches[name].syscalls.maxNr()+1)
 	}
 	for i, sc := range cfg.Syscalls {
 		act, err := actionOf(sc.Action, sc.ErrnoRet, defErrno)
@@ -205,13 +222,20 @@ func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
 		if len(sc.Names) == 0 {
 			return nil, fmt.Errorf("linux.seccomp.syscalls[%d]: no names", i)
 		}
+		// The calls that get no other rule share one list (capped, so
+		// that appending to it copies).
+		only := []rule{{conds: conds, act: act}}
 		for _, name := range sc.Names {
-			for _, an := range handled {
+			for k, an := range handled {
 				nr, ok := arches[an].syscalls.lookup(name)
 				if !ok {
 					continue // unknown here: ignored, as runc does
 				}
-				rules[an][nr] = append(rules[an][nr], rule{conds: conds, act: act})
+				if rules[k][nr] == nil {
+					rules[k][nr] = only[:1:1]
+				} else {
+					rules[k][nr] = append(rules[k][nr], only[0])
+				}
 			}
 		}
 	}
@@ -226,7 +250,6 @@ func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
 		a.jeq(arches[an].audit, archLabels[i])
 	}
 	a.ret(unix.SECCOMP_RET_KILL_PROCESS)
-	blocks := map[string]label{}
 	for i, an := range handled {
 		a.place(archLabels[i])
 		a.load(offNr)
@@ -235,15 +258,17 @@ func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
 		}
 		if deny {
 			var max uint32
-			for nr := range rules[an] {
-				max = maxOf(max, nr)
+			for nr, rs := range rules[i] {
+				if rs != nil {
+					max = uint32(nr)
+				}
 			}
 			a.jgt(max, enosys)
-			if nr, ok := arches[an].syscalls.lookup("clone3"); ok && rules[an][nr] == nil {
+			if nr, ok := arches[an].syscalls.lookup("clone3"); ok && rules[i][nr] == nil {
 				a.jeq(nr, enosys)
 			}
 		}
-		a.tree(a.segments(rules[an], blocks, dflt))
+		a.tree(a.segments(rules[i], dflt))
 	}
 	// Blocks, then the endings they share (BPF jumps only forward).
 	a.emitBlocks(dflt)

@@ -91,6 +91,9 @@ type Config struct {
 	// MsgReady and waits for a byte on it before running the command (OCI
 	// create/start).
 	StartFD int
+	// Seccomp is linux.seccomp compiled, if the caller compiled it
+	// already (meanwhile, in another goroutine); otherwise Build does.
+	Seccomp *seccomp.Filter
 	// LandlockABI, if not 0, restricts the command with Landlock, in the
 	// box's own filesystem (FS): the kernel's ABI version, from
 	// LandlockABI. See landlock.go.
@@ -390,16 +393,14 @@ func processStage(b *initproc.Builder, c Config, forked bool) (*initproc.Trampol
 	// Seccomp: without no_new_privs loading a filter needs CAP_SYS_ADMIN,
 	// so it comes before the identity changes drop it (as runc does); with
 	// it, last before the exec.
-	var filter *seccomp.Filter
-	if c.Spec.Linux != nil && c.Spec.Linux.Seccomp != nil {
-		f, err := seccomp.Compile(c.Spec.Linux.Seccomp)
-		if err != nil {
+	filter := c.Seccomp
+	if filter == nil && c.Spec.Linux != nil && c.Spec.Linux.Seccomp != nil {
+		if filter, err = seccomp.Compile(c.Spec.Linux.Seccomp); err != nil {
 			return nil, err
 		}
-		if f.Notify && c.Spec.Linux.Seccomp.ListenerPath == "" {
-			return nil, fmt.Errorf("linux.seccomp: SCMP_ACT_NOTIFY needs a listenerPath to send the notifications' descriptor to")
-		}
-		filter = f
+	}
+	if filter != nil && filter.Notify && c.Spec.Linux.Seccomp.ListenerPath == "" {
+		return nil, fmt.Errorf("linux.seccomp: SCMP_ACT_NOTIFY needs a listenerPath to send the notifications' descriptor to")
 	}
 	if filter != nil && !p.NoNewPrivileges {
 		loadSeccomp(b, filter)
