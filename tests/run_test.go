@@ -590,3 +590,22 @@ func TestProcOverASymlinkIsRefused(t *testing.T) {
 		t.Errorf("/proc as a symlink: %s", r)
 	}
 }
+
+// TestWorkdirWithTheHostsMounts: with the caller's mount namespace, the
+// working directory is the caller's path, not that path beneath it.
+func TestWorkdirWithTheHostsMounts(t *testing.T) {
+	requireRoot(t)
+	dir, err := os.MkdirTemp(work, "cwd-") // where the box's root may go
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	if err := os.MkdirAll(filepath.Join(dir, dir), 0o755); err != nil { // a decoy: DIR/DIR
+		t.Fatal(err)
+	}
+	out := ok(t, opts{dir: dir}, "run", "--share", "mnt", "--", "sh", "-c", "pwd; ls -a | wc -l")
+	if f := strings.Fields(out); len(f) != 2 || f[0] != dir || f[1] != "3" {
+		t.Errorf("working directory in a box with the host's mounts: %q, want %s holding only its decoy", out, dir)
+	}
+}

@@ -451,6 +451,11 @@ func processStage(b *initproc.Builder, c Config, forked bool) (*initproc.Trampol
 	}
 	// Resolve the working directory beneath the root, never through a /proc
 	// magic link (such as /proc/self/fd/N of an inherited descriptor).
+	// The root is the current directory (AT_FDCWD): after pivot_root it is
+	// "/" already; in a mount namespace not of the box's own, go there.
+	if c.FS == nil {
+		b.Call("change to /", unix.SYS_CHDIR, b.Str("/"))
+	}
 	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
 	wd := b.NewReg()
 	open := b.Call("resolve the working directory "+cwd, unix.SYS_OPENAT2, initproc.Imm(unix.AT_FDCWD), b.Str(cwd),
