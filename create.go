@@ -419,6 +419,16 @@ func (c *creation) makeCgroup(mode CgroupMode) error {
 	if res != nil {
 		plan.Devices = cgroups.DeviceRules(res.Devices, c.s.Linux.Devices)
 	}
+	// A box in the host's user namespace holds real capabilities: its root
+	// could make and open the host's disks (CAP_MKNOD is in the default
+	// set). Without rules of its own it gets runc's: none but the usual
+	// devices. (In a user namespace of its own, the kernel lets no device
+	// node be made.)
+	ownUsers := c.ns.Is(specs.UserNamespace, namespaces.New) || c.ns.Is(specs.UserNamespace, namespaces.Join)
+	if plan.Devices == nil && !ownUsers {
+		deny := []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
+		plan.Devices = cgroups.DeviceRules(deny, c.s.Linux.Devices)
+	}
 	if mode == CgroupWhenCheap && !layout.Unified() && !plan.HasLimits() {
 		return nil
 	}

@@ -446,6 +446,10 @@ func TemplateSpec(rootless bool) *specs.Spec {
 			ReadonlyPaths: slices.Clone(DefaultReadonlyPaths),
 		},
 	}
+	if !rootless {
+		// No device but the usual ones (which every box gets), as runc's.
+		s.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
+	}
 	if rootless {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(os.Getuid()), Size: 1}}

@@ -35,8 +35,11 @@ func runFlagSet(f *runFlags) *flagSet {
 		`Run CMD in a new box: new mount, pid, network, IPC, UTS, cgroup and user namespaces;
 the host's / read-only (or --rootfs DIR), a fresh /proc, a minimal /dev, tmpfs /tmp
 and /run, /sys read-only, loopback up. Run by root, the box's root is an unused
-range of ids; run by anyone else, it is the caller. With a lone ID instead of a
-command, run the OCI bundle in --bundle (default: the current directory).`)
+range of ids; run by anyone else, it is the caller. Confined as Docker confines
+a container: a seccomp filter, the default capabilities, no_new_privs, masked
+and read-only /proc and /sys paths (--privileged turns that off). With a lone
+ID instead of a command, run the OCI bundle in --bundle (default: the current
+directory).`)
 	fs.stringVar(&f.name, "name", "", "NAME", "box id (default: random)")
 	fs.stringVar(&f.rootfs, "rootfs", "", "DIR", "use DIR as the root instead of the host's /")
 	fs.boolVar(&f.readOnly, "read-only", "", "make the --rootfs root read-only")
@@ -255,6 +258,9 @@ func specFromFlags(f *runFlags, cmd []string, id string) (*specs.Spec, error) {
 	if shared[specs.MountNamespace] || joined[specs.MountNamespace] {
 		// Nothing to mount over: the mounts are someone else's.
 		s.Mounts, s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil, nil
+	}
+	if f.security.mayRemount(s) && (f.rootfs == "" || hasReadOnlyBind(f.binds)) {
+		fmt.Fprintln(os.Stderr, "nsbox: warning: with CAP_SYS_ADMIN the box can make its read-only view of host directories writable again; add --landlock to keep it read-only")
 	}
 	return s, nil
 }

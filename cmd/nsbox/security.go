@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/nsbox/nsbox"
 )
 
@@ -68,4 +70,16 @@ func splitLists(vals []string) []string {
 		out = append(out, strings.Split(v, ",")...)
 	}
 	return out
+}
+
+// mayRemount reports whether the box of spec s, made with these flags, may
+// remount what it sees: it holds CAP_SYS_ADMIN in its own mount namespace's
+// user namespace, and Landlock does not forbid mounting.
+func (f *securityFlags) mayRemount(s *specs.Spec) bool {
+	return !f.landlock && s.Process.Capabilities != nil && slices.Contains(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN")
+}
+
+// hasReadOnlyBind: one of the --bind values is read-only.
+func hasReadOnlyBind(binds []string) bool {
+	return slices.ContainsFunc(binds, func(b string) bool { return strings.HasSuffix(b, ":ro") })
 }

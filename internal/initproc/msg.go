@@ -38,6 +38,7 @@ const (
 	MsgHooks                         // set up, before pivot_root: run the create hooks, then reply
 	MsgStartHooks                    // about to exec: run the startContainer hooks, then reply
 	MsgSeccomp                       // the attached fd listens to the seccomp filter's notifications
+	MsgVia                           // the trampoline runs next: from now on only its MsgError may come
 )
 
 // Msg is the fixed-size message the child sends.

@@ -346,10 +346,7 @@ func (b *Builder) Expect(what string, src *uint64, mask, want uint64) {
 	if src == nil {
 		panic("initproc: expect without a word")
 	}
-	b.p.keep = append(b.p.keep, src)
-	op := Op{kind: kindExpect, src: src, what: what}
-	op.args[0], op.args[1] = uintptr(mask), uintptr(want)
-	b.add(op)
+	b.expect(Op{kind: kindExpect, src: src, what: what}, src, mask, want)
 }
 
 // Expect32 is Expect for a 32-bit word (st_mode).
@@ -357,8 +354,11 @@ func (b *Builder) Expect32(what string, src *uint32, mask, want uint32) {
 	if src == nil {
 		panic("initproc: expect without a word")
 	}
+	b.expect(Op{kind: kindExpect, src32: src, what: what}, src, uint64(mask), uint64(want))
+}
+
+func (b *Builder) expect(op Op, src any, mask, want uint64) {
 	b.p.keep = append(b.p.keep, src)
-	op := Op{kind: kindExpect, src32: src, what: what}
 	op.args[0], op.args[1] = uintptr(mask), uintptr(want)
 	b.add(op)
 }

@@ -131,6 +131,15 @@ func NewTrampolineFile() (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memfd for the exec trampoline: %w", err)
 	}
+	// Executable, not readable: a process that executes a file it may not
+	// read is undumpable from the start (and stays so), so no process of
+	// the box can ptrace the trampoline before it runs its first
+	// instruction. (The child drops CAP_DAC_OVERRIDE and
+	// CAP_DAC_READ_SEARCH from its effective set to execute it.)
+	if err := unix.Fchmod(fd, 0o111); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("memfd for the exec trampoline: %w", err)
+	}
 	return os.NewFile(uintptr(fd), "nsbox-exec"), nil
 }
 

@@ -132,6 +132,7 @@ func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 	}
 	buf := make([]byte, initproc.MsgSize)
 	oob := make([]byte, unix.CmsgSpace(4))
+	via := false // the trampoline was started (MsgVia)
 	for {
 		n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
 		if err == unix.EINTR {
@@ -150,7 +151,15 @@ func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 			return fmt.Errorf("sync with the box: short message (%d bytes)", n)
 		}
 		msg := *(*initproc.Msg)(unsafe.Pointer(&buf[0]))
+		// Once the trampoline runs, a process of the box might reach it
+		// before it makes itself undumpable (ptrace), and speak on its
+		// socket: nothing but the trampoline's own report is taken.
+		if via && (msg.Kind != initproc.MsgError || r.Trampoline == nil || int(msg.Op) != r.Trampoline.Op) {
+			return errors.New("sync with the box: an unexpected message after its set-up (a process of the box tampering with the start of the command?)")
+		}
 		switch msg.Kind {
+		case initproc.MsgVia:
+			via = true
 		case initproc.MsgError:
 			return &StepError{What: r.Program.What(int(msg.Op)), Errno: unix.Errno(msg.Errno), Exec: r.Program.IsExec(int(msg.Op))}
 		case initproc.MsgMaps:

@@ -495,10 +495,26 @@ func processStage(b *initproc.Builder, c Config, forked bool) (*initproc.Trampol
 	}
 	if c.TrampolineFD > 0 {
 		b.Call("keep the sync socket open for the trampoline", unix.SYS_FCNTL, imm(uintptr(c.SyncFD)), imm(unix.F_SETFD), imm(0))
-		t := &initproc.Trampoline{SyncFD: c.SyncFD}
+		// The filter is loaded before the trampoline runs, not by it: a
+		// process of the box may win a ptrace attach on the trampoline
+		// before it makes itself undumpable, and must not find it
+		// unfiltered. (The trampoline's own calls — prctl, fcntl, execve,
+		// write — must be allowed by the profile.)
+		// The trampoline cannot be read: executed without the
+		// capabilities that would read it anyway, it is undumpable from
+		// its first instruction (see initproc.NewTrampolineFile). Those
+		// come back with the exec of the command as its set says.
+		noRead := sets
+		noRead.Effective &^= 1<<unix.CAP_DAC_OVERRIDE | 1<<unix.CAP_DAC_READ_SEARCH
+		hdr, data := noRead.Capset()
+		b.Call("drop the capabilities that read files, to run the trampoline", unix.SYS_CAPSET, initproc.Ptr(b, hdr), initproc.Ptr(b, data))
 		if filter != nil && p.NoNewPrivileges && !notifyLate {
-			t.Filter, t.Flags = filter.Prog, filter.Flags // still the last step
+			loadSeccomp(b, filter)
 		}
+		if c.StartFD < 0 { // after create, nobody listens any more
+			b.Send("start the trampoline", initproc.MsgVia, 0, 0)
+		}
+		t := &initproc.Trampoline{SyncFD: c.SyncFD}
 		t.Op = b.ExecVia("exec "+p.Args[0]+" (through the trampoline)", c.TrampolineFD, paths, p.Args, p.Env)
 		return t, nil
 	}

@@ -80,15 +80,20 @@ func TestTrampolineTakesTheLastSteps(t *testing.T) {
 	s.Process.NoNewPrivileges = true
 	s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
 		Syscalls: []specs.LinuxSyscall{{Names: []string{"mknod"}, Action: specs.ActErrno}}}
-	r, prog := build(t, Config{Spec: s, TrampolineFD: 9, SyncFD: 5})
-	if r.Trampoline == nil || r.Trampoline.SyncFD != 5 || len(r.Trampoline.Filter) == 0 || !r.Program.IsExec(r.Trampoline.Op) {
+	r, prog := build(t, Config{Spec: s, TrampolineFD: 9, SyncFD: 5, StartFD: -1})
+	if r.Trampoline == nil || r.Trampoline.SyncFD != 5 || len(r.Trampoline.Filter) != 0 || !r.Program.IsExec(r.Trampoline.Op) {
 		t.Fatalf("trampoline %+v", r.Trampoline)
 	}
-	// The filter is the trampoline's to load, right before the command.
-	if strings.Contains(prog, "load the seccomp filter") {
-		t.Errorf("the child loads the filter itself:\n%s", prog)
+	// The child loads the filter last before the trampoline, not the
+	// trampoline (a box's process may ptrace it before it is undumpable),
+	// and tells the parent the trampoline comes next.
+	order(t, prog, "set no_new_privs", "close inherited files on exec", "keep the sync socket open for the trampoline",
+		"drop the capabilities that read files, to run the trampoline", "load the seccomp filter", "start the trampoline",
+		"exec sh (through the trampoline)")
+	// After create, the parent no longer listens: nothing to tell it.
+	if _, prog := build(t, Config{Spec: s, TrampolineFD: 9, SyncFD: 5, StartFD: 7}); strings.Contains(prog, "start the trampoline") {
+		t.Errorf("a box made by create tells a parent that is gone:\n%s", prog)
 	}
-	order(t, prog, "set no_new_privs", "close inherited files on exec", "keep the sync socket open for the trampoline", "exec sh (through the trampoline)")
 	// Without no_new_privs the filter goes in early, as without trampoline.
 	s.Process.NoNewPrivileges = false
 	r, prog = build(t, Config{Spec: s, TrampolineFD: 9, SyncFD: 5})
