@@ -3,11 +3,12 @@
 // (one of each tool per round, in rotating order) so that drift on a shared
 // machine affects every tool alike, and the report gives ratios.
 //
-// The suites: "run" (nsbox run against bwrap and unshare) and the OCI
+// The suites: "run" (nsbox run against bwrap and unshare), the OCI
 // suites "oci-run", "oci-lifecycle" and "oci-exec" (nsbox against runc and
-// crun on one bundle, see oci.go).
+// crun on one bundle, see oci.go), "net" (network.go) and "ns" (nsbox ns ls
+// against lsns over 500 namespaces, see ns.go).
 //
-//	go run ./bench [-n 200] [-only run|oci] [-nsbox PATH]
+//	go run ./bench [-n 200] [-only run|oci|net|ns] [-nsbox PATH]
 package main
 
 import (
@@ -57,6 +58,9 @@ type suite struct {
 	clean func() error
 	// summary, if set, prints more from the tools' times (by name).
 	summary func(byName map[string]*tool)
+	// maxRuns, if not 0, caps the runs of each tool (-n), for a suite
+	// whose ratios settle sooner than its runs add up.
+	maxRuns int
 }
 
 func main() {
@@ -218,7 +222,7 @@ func suites(e environment) []suite {
 			},
 			ratios: [][2]string{{"nsbox", "bwrap"}, {"nsbox", "unshare"}},
 		},
-	}, ociSuites(e)...)
+	}, append(ociSuites(e), nsSuite(e))...)
 }
 
 func runSuite(ctx context.Context, s suite, n, warm int) (err error) {
@@ -241,6 +245,9 @@ func runSuite(ctx context.Context, s suite, n, warm int) (err error) {
 		if err := s.setup(); err != nil {
 			return fmt.Errorf("setup: %w", err)
 		}
+	}
+	if s.maxRuns > 0 {
+		n = min(n, s.maxRuns)
 	}
 	for i := 0; i < warm+n; i++ {
 		for j := range s.tools {

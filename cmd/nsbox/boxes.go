@@ -221,11 +221,11 @@ func cmdPs(g *global, args []string) int {
 	fs.stringVar(&format, "format", "f", "table|json", "output format")
 	// Everything after the id is for ps(1), flags included.
 	i := 0
-	for i < len(args) && (strings.HasPrefix(args[i], "-") || (i > 0 && (args[i-1] == "--format" || args[i-1] == "-f"))) {
+	for i < len(args) && (strings.HasPrefix(args[i], "-") || (i > 0 && takesValue(args[i-1]))) {
 		i++
 	}
 	if i >= len(args) {
-		return fail(g, fs.errorf("want %s", fs.usage))
+		return psBoxes(g, args) // no id: the boxes themselves
 	}
 	rt, pos, code, ok := boxArgs(g, fs, args[:i+1], 1, 1)
 	if !ok {

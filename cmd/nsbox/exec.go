@@ -87,31 +87,7 @@ func cmdExec(g *global, args []string) int {
 	if f.detach {
 		return 0
 	}
-	var relay *consoleRelay
-	if proc.Console != nil {
-		if relay, err = startRelay(proc.Console); err != nil {
-			proc.Signal(unix.SIGKILL)
-			proc.Wait()
-			return fail(g, err)
-		}
-	}
-	go func() {
-		for sig := range c {
-			if sig == unix.SIGWINCH && relay != nil {
-				relay.resize()
-				continue
-			}
-			proc.Signal(sig.(unix.Signal))
-		}
-	}()
-	code, err := proc.Wait()
-	if relay != nil {
-		relay.finish()
-	}
-	if err != nil {
-		return fail(g, err)
-	}
-	return code
+	return waitProcess(g, proc, c)
 }
 
 // process builds the process to exec: from --process, or from the box's own

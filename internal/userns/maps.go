@@ -127,6 +127,17 @@ func ToHost(maps []specs.LinuxIDMapping, id uint32) (uint32, bool) {
 	return 0, false
 }
 
+// FromHost translates host id id through maps into the namespace; ok is
+// false when unmapped.
+func FromHost(maps []specs.LinuxIDMapping, id uint32) (uint32, bool) {
+	for _, m := range maps {
+		if id >= m.HostID && uint64(id) < uint64(m.HostID)+uint64(m.Size) {
+			return m.ContainerID + (id - m.HostID), true
+		}
+	}
+	return 0, false
+}
+
 // Inside lists the ids that maps make exist inside the namespace ("0-65535").
 func Inside(maps []specs.LinuxIDMapping) string {
 	var parts []string

@@ -43,6 +43,16 @@ func TestFormatAndInside(t *testing.T) {
 	if _, ok := ToHost(m, 70000); ok {
 		t.Error("70000 mapped")
 	}
+	for host, want := range map[uint32]uint32{1000: 0, 100000: 1, 100069: 70, 165535: 65536} {
+		if in, ok := FromHost(m, host); !ok || in != want {
+			t.Errorf("FromHost(%d) = %d %v, want %d", host, in, ok, want)
+		}
+	}
+	for _, host := range []uint32{0, 999, 1001, 165536} {
+		if in, ok := FromHost(m, host); ok {
+			t.Errorf("FromHost(%d) = %d: not mapped", host, in)
+		}
+	}
 }
 
 const subuid = `# comment
