@@ -214,6 +214,7 @@ func enter(pid, pidfd int, args []string, o EnterOptions) (*Process, error) {
 			SyncFD:          sync.Child,
 			CloseFDs:        []int{sync.Parent},
 			DieWithParent:   !(ownFS && (o.Root || o.Wd)), // see withFS
+			InheritCwd:      ownFS && (o.Root || o.Wd),    // set by withFS
 			SetgroupsDenied: denied,
 			WinSize:         o.WinSize,
 			Stdio:           [3]int{fdOf(o.Stdin), fdOf(o.Stdout), fdOf(o.Stderr)},

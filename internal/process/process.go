@@ -154,7 +154,11 @@ func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 		// Once the trampoline runs, a process of the box might reach it
 		// before it makes itself undumpable (ptrace), and speak on its
 		// socket: nothing but the trampoline's own report is taken.
-		if via && (msg.Kind != initproc.MsgError || r.Trampoline == nil || int(msg.Op) != r.Trampoline.Op) {
+		// (The pid of a process forked into the pid namespace comes from
+		// its parent, and may come after its child's MsgVia.)
+		pidToCome := msg.Kind == initproc.MsgPid && r.ForksPID1 && p.Pid == first
+		trampolineReport := msg.Kind == initproc.MsgError && r.Trampoline != nil && int(msg.Op) == r.Trampoline.Op
+		if via && !pidToCome && !trampolineReport {
 			return errors.New("sync with the box: an unexpected message after its set-up (a process of the box tampering with the start of the command?)")
 		}
 		switch msg.Kind {

@@ -91,6 +91,10 @@ type Config struct {
 	// MsgReady and waits for a byte on it before running the command (OCI
 	// create/start).
 	StartFD int
+	// InheritCwd keeps the working directory the child inherits from the
+	// thread that starts it (nsenter's --wd without the mount namespace),
+	// instead of process.cwd.
+	InheritCwd bool
 	// Seccomp is linux.seccomp compiled, if the caller compiled it
 	// already (meanwhile, in another goroutine); otherwise Build does.
 	Seccomp *seccomp.Filter
@@ -449,25 +453,27 @@ func processStage(b *initproc.Builder, c Config, forked bool) (*initproc.Trampol
 	if !path.IsAbs(cwd) {
 		return nil, fmt.Errorf("process.cwd %q must be an absolute path", cwd)
 	}
-	// Resolve the working directory beneath the root, never through a /proc
-	// magic link (such as /proc/self/fd/N of an inherited descriptor).
-	// The root is the current directory (AT_FDCWD): after pivot_root it is
-	// "/" already; in a mount namespace not of the box's own, go there.
-	if c.FS == nil {
-		b.Call("change to /", unix.SYS_CHDIR, b.Str("/"))
-	}
-	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
-	wd := b.NewReg()
-	open := b.Call("resolve the working directory "+cwd, unix.SYS_OPENAT2, initproc.Imm(unix.AT_FDCWD), b.Str(cwd),
-		initproc.Ptr(b, how), imm(unix.SizeofOpenHow)).OutTo(wd)
-	if c.CwdFallback && cwd != "/" {
-		open.Allow(unix.ENOENT).JumpOnSuccess(-1)
-		b.Call("resolve the working directory /", unix.SYS_OPENAT2, initproc.Imm(unix.AT_FDCWD), b.Str("/"),
+	if !c.InheritCwd {
+		// Resolve the working directory beneath the root, never through a /proc
+		// magic link (such as /proc/self/fd/N of an inherited descriptor).
+		// The root is the current directory (AT_FDCWD): after pivot_root it is
+		// "/" already; in a mount namespace not of the box's own, go there.
+		if c.FS == nil {
+			b.Call("change to /", unix.SYS_CHDIR, b.Str("/"))
+		}
+		how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+		wd := b.NewReg()
+		open := b.Call("resolve the working directory "+cwd, unix.SYS_OPENAT2, initproc.Imm(unix.AT_FDCWD), b.Str(cwd),
 			initproc.Ptr(b, how), imm(unix.SizeofOpenHow)).OutTo(wd)
-		b.PatchJump(open.Index(), b.Label())
+		if c.CwdFallback && cwd != "/" {
+			open.Allow(unix.ENOENT).JumpOnSuccess(-1)
+			b.Call("resolve the working directory /", unix.SYS_OPENAT2, initproc.Imm(unix.AT_FDCWD), b.Str("/"),
+				initproc.Ptr(b, how), imm(unix.SizeofOpenHow)).OutTo(wd)
+			b.PatchJump(open.Index(), b.Label())
+		}
+		b.Call("change to the working directory "+cwd, unix.SYS_FCHDIR, initproc.R(wd))
+		b.Close(wd)
 	}
-	b.Call("change to the working directory "+cwd, unix.SYS_FCHDIR, initproc.R(wd))
-	b.Close(wd)
 	// No descriptor of the parent reaches the command, except those asked for.
 	b.Call("close inherited files on exec", unix.SYS_CLOSE_RANGE, imm(uintptr(3+c.PreserveFDs)), imm(maxFD), imm(unix.CLOSE_RANGE_CLOEXEC))
 
