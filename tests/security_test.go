@@ -485,3 +485,25 @@ func TestMaskedPathsAreVerified(t *testing.T) {
 	r := ociRun(t, opts{}, id, bundle)
 	wantError(t, "a read-only path on tmpfs", r, "/proc/sys", "procfs")
 }
+
+// TestOCIRefusalNamesTheStep: a root the box refuses (its /proc a
+// symbolic link) is reported with the child's reason, every time — not
+// as the broken pipe the parent may meet first when it answers a child
+// that already gave up.
+func TestOCIRefusalNamesTheStep(t *testing.T) {
+	requireRoot(t)
+	watchLeftovers(t)
+	root := filepath.Join(t.TempDir(), "rootfs")
+	if out, err := exec.Command("cp", "-a", rootfs, root).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	os.RemoveAll(filepath.Join(root, "proc"))
+	if err := os.Symlink("/etc", filepath.Join(root, "proc")); err != nil {
+		t.Fatal(err)
+	}
+	bundle := newBundle(t, []string{"true"}, func(s *specs.Spec) { s.Root.Path = root })
+	for i := 0; i < 10; i++ {
+		r := ociRun(t, opts{}, fmt.Sprintf("refused-%d-%d", os.Getpid(), i), bundle)
+		wantError(t, "a root whose /proc is a symbolic link", r, "/proc", "symbolic link")
+	}
+}

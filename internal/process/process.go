@@ -106,6 +106,7 @@ func Launch(r *setup.Result, sync *Sync, hooks Hooks) (*Process, error) {
 	p := &Process{Pid: pid, PidFD: pidfd}
 	first := pid // the process clone made; with ForksPID1 it exits early
 	if err := p.serve(r, sync.Parent, hooks); err != nil {
+		err = childReason(sync.Parent, r, err)
 		p.kill()
 		if first != p.Pid {
 			reap(first)
@@ -261,6 +262,30 @@ func (p *Process) goAhead(fd int, r *setup.Result, hooks Hooks, pid int) error {
 		return fmt.Errorf("sync with the box: %w", err)
 	}
 	return nil
+}
+
+// childReason returns, for err, a failure of the parent's side of the sync
+// (a reply the child did not wait for: broken pipe), the child's own
+// reason when it sent one before it exited: the step that failed.
+func childReason(fd int, r *setup.Result, err error) error {
+	var se *StepError
+	if errors.As(err, &se) {
+		return err
+	}
+	buf := make([]byte, initproc.MsgSize)
+	for {
+		n, _, _, _, rerr := unix.Recvmsg(fd, buf, nil, unix.MSG_DONTWAIT)
+		if rerr == unix.EINTR {
+			continue
+		}
+		if rerr != nil || n != initproc.MsgSize {
+			return err
+		}
+		msg := *(*initproc.Msg)(unsafe.Pointer(&buf[0]))
+		if msg.Kind == initproc.MsgError {
+			return &StepError{What: r.Program.What(int(msg.Op)), Errno: unix.Errno(msg.Errno), Exec: r.Program.IsExec(int(msg.Op))}
+		}
+	}
 }
 
 func receivedFDs(oob []byte) ([]int, error) {
