@@ -507,3 +507,15 @@ func TestOCIRefusalNamesTheStep(t *testing.T) {
 		wantError(t, "a root whose /proc is a symbolic link", r, "/proc", "symbolic link")
 	}
 }
+
+// TestInitHidesNsboxCommandLine: the box's init is a copy of nsbox; its
+// command line (host paths, -e values) is not the box's to read.
+func TestInitHidesNsboxCommandLine(t *testing.T) {
+	requireRoot(t)
+	for _, o := range []opts{{}, {as: userFull}} {
+		out := inBox(t, o, "tr '\\0' ' ' < /proc/1/cmdline", "-e", "NSBOX_TEST_SECRET=hush")
+		if strings.Contains(out, rootfs) || strings.Contains(out, "hush") || strings.TrimSpace(out) != "nsbox-init" {
+			t.Errorf("%q: /proc/1/cmdline in the box: %q", o.as, out)
+		}
+	}
+}

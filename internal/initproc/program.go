@@ -17,6 +17,7 @@ package initproc
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"unsafe"
 
@@ -45,6 +46,7 @@ const (
 	kindJump                 // continue at step jump
 	kindStore                // write a register's value into memory the parent laid out
 	kindExpect               // fail unless a word in memory, masked, has a value
+	kindCopy                 // copy bytes within the process's memory
 )
 
 // Op is one step of a Program.
@@ -63,7 +65,10 @@ type Op struct {
 	// with args[0], must be args[1]; or the step fails (errno 0).
 	src   *uint64
 	src32 *uint32
-	what  string // what the step does, for error messages; never read by the child
+	// kindCopy: n bytes from from to to.
+	from, to unsafe.Pointer
+	n        int
+	what     string // what the step does, for error messages; never read by the child
 }
 
 type execArgs struct {
@@ -144,6 +149,8 @@ func (k kind) String() string {
 		return "store"
 	case kindExpect:
 		return "expect"
+	case kindCopy:
+		return "copy"
 	}
 	return "?"
 }
@@ -361,6 +368,34 @@ func (b *Builder) expect(op Op, src any, mask, want uint64) {
 	b.p.keep = append(b.p.keep, src)
 	op.args[0], op.args[1] = uintptr(mask), uintptr(want)
 	b.add(op)
+}
+
+// HideCommandLine overwrites, in the child's copy of the memory, the
+// command line it inherited from nsbox (the kernel's /proc/PID/cmdline):
+// it would show the box's processes nsbox's flags, such as host paths,
+// once the child is their init or before it executes the command. It
+// reads "nsbox-init" instead.
+func (b *Builder) HideCommandLine() {
+	args := os.Args
+	if len(args) == 0 || len(args[0]) == 0 {
+		return
+	}
+	// The Go runtime's os.Args are the strings of the process's argv
+	// area, one after another, each ended by a NUL.
+	start := unsafe.Pointer(unsafe.StringData(args[0]))
+	last := args[len(args)-1]
+	end := unsafe.Pointer(unsafe.StringData(args[0]))
+	if len(last) > 0 {
+		end = unsafe.Pointer(unsafe.StringData(last))
+	}
+	n := int(uintptr(end)-uintptr(start)) + len(last) + 1
+	if n <= 0 || n > 1<<20 { // not laid out as expected: leave it
+		return
+	}
+	title := make([]byte, n) // NULs after the name
+	copy(title[:n-1], "nsbox-init")
+	b.p.keep = append(b.p.keep, title)
+	b.add(Op{kind: kindCopy, from: unsafe.Pointer(&title[0]), to: start, n: n, what: "hide nsbox's command line"})
 }
 
 // Sync sends the parent a message of the given kind with value val and waits

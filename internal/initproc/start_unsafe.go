@@ -338,6 +338,11 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 		case kindStore:
 			*op.dst = int32(a[0])
 
+		case kindCopy:
+			for k = 0; k < op.n; k++ {
+				*(*byte)(unsafe.Add(op.to, k)) = *(*byte)(unsafe.Add(op.from, k))
+			}
+
 		case kindExpect:
 			if op.src32 != nil {
 				word = uint64(*op.src32)

@@ -157,6 +157,7 @@ func Build(c Config) (*Result, error) {
 	var err error
 	b := initproc.NewBuilder(c.SyncFD)
 	imm := func(v uintptr) initproc.Arg { return initproc.Imm(v) }
+	b.HideCommandLine()
 
 	// Stage: namespaces.
 	newFlags := c.NS.NewFlags()
