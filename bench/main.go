@@ -40,6 +40,10 @@ type tool struct {
 	// bring a container to the state the timed command needs, and to
 	// remove it afterwards.
 	pre, post []step
+	// retries is how many more times a failed run is tried, for a tool
+	// that fails now and then for reasons of its own (lsns, when a process
+	// ends while it reads /proc); only the run that succeeds is timed.
+	retries int
 	// times of each run, and the peak resident set size (kB) over the
 	// RSS runs
 	times []time.Duration
@@ -299,7 +303,11 @@ func runOnce(t *tool) (time.Duration, error) {
 	var d time.Duration
 	err := t.once(func(argv []string) error {
 		var err error
-		d, err = runCommand(argv, t.env, nil)
+		for try := 0; try <= t.retries; try++ {
+			if d, err = runCommand(argv, t.env, nil); err == nil {
+				break
+			}
+		}
 		return err
 	})
 	return d, err
@@ -311,7 +319,12 @@ func peakRSS(t *tool) (int64, error) {
 	var rss int64
 	err := t.once(func(argv []string) error {
 		var out []byte
-		_, err := runCommand(append([]string{"/usr/bin/time", "-f", "rss=%M"}, argv...), t.env, &out)
+		var err error
+		for try := 0; try <= t.retries; try++ {
+			if _, err = runCommand(append([]string{"/usr/bin/time", "-f", "rss=%M"}, argv...), t.env, &out); err == nil {
+				break
+			}
+		}
 		if err != nil {
 			return err
 		}

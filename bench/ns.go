@@ -31,9 +31,9 @@ func nsSuite(e environment) suite {
 			nsProcs*nsPerProc, nsProcs),
 		tools: []*tool{
 			{name: "nsbox ns ls", argv: nsbox},
-			{name: "lsns", argv: []string{"lsns"}},
+			{name: "lsns", argv: []string{"lsns"}, retries: 3},
 			{name: "nsbox ns ls --json", argv: append(nsbox[:len(nsbox):len(nsbox)], "--json")},
-			{name: "lsns --json", argv: []string{"lsns", "--json"}},
+			{name: "lsns --json", argv: []string{"lsns", "--json"}, retries: 3},
 		},
 		ratios:  [][2]string{{"nsbox ns ls", "lsns"}, {"nsbox ns ls --json", "lsns --json"}},
 		maxRuns: 100,
