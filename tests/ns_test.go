@@ -260,14 +260,27 @@ func lsns(t *testing.T) map[uint64]lsnsEntry {
 	t.Helper()
 	needClient(t, "lsns")
 	var doc struct{ Namespaces []lsnsEntry }
-	if err := json.Unmarshal([]byte(ipCmd(t, "lsns", "--json", "-o", "NS,TYPE,NPROCS,PID")), &doc); err != nil {
+	// lsns fails now and then when a process ends while it reads /proc.
+	var out []byte
+	var err error
+	for try := 0; try < 3; try++ {
+		cmd := exec.Command("lsns", "--json", "-o", "NS,TYPE,NPROCS,PID")
+		cmd.Env = append(os.Environ(), marker)
+		if out, err = cmd.Output(); err == nil {
+			break
+		}
+	}
+	if err != nil {
 		t.Fatalf("lsns --json: %v", err)
 	}
-	out := map[uint64]lsnsEntry{}
-	for _, n := range doc.Namespaces {
-		out[n.NS] = n
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("lsns --json: %v", err)
 	}
-	return out
+	byInode := map[uint64]lsnsEntry{}
+	for _, n := range doc.Namespaces {
+		byInode[n.NS] = n
+	}
+	return byInode
 }
 
 // compareWithLsns checks that ns ls finds the namespaces lsns finds, and
