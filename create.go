@@ -51,10 +51,10 @@ type creation struct {
 	cgfd    int // the cgroup2 directory, for CLONE_INTO_CGROUP (-1: none)
 	// seccomp waits for the compiled linux.seccomp (nil: none).
 	seccomp func() (*seccomp.Filter, error)
-	// landlockABI is the kernel's Landlock ABI, for Options.Landlock.
-	landlockABI int
-	lockFD      int         // holds the box's lock while it is created
-	net         *boxNetwork // its bridge network, if any
+	// landlock is the ruleset of Options.Landlock.
+	landlock *state.Landlock
+	lockFD   int         // holds the box's lock while it is created
+	net      *boxNetwork // its bridge network, if any
 	// cgroupReady waits until the box's cgroup is made (or failed).
 	cgroupReady func() error
 	undo        []func()
@@ -134,13 +134,17 @@ func (c *creation) prepare(waitForStart bool) error {
 	if err := checkSupported(s); err != nil {
 		return err
 	}
+	var landlockABI int
 	if o.Landlock {
-		if c.landlockABI, err = setup.LandlockABI(); err != nil {
+		if landlockABI, err = setup.LandlockABI(); err != nil {
 			return fmt.Errorf("--landlock: %w", err)
 		}
 	}
 	if c.ns, err = namespaces.PlanFor(s); err != nil {
 		return err
+	}
+	if o.Landlock && !c.ns.Is(specs.MountNamespace, namespaces.New) {
+		return errors.New("--landlock: the rules follow the box's own mounts: it needs a mount namespace of its own")
 	}
 	if c.ids, err = c.rt.decideIDs(c.id, s, c.ns, o); err != nil {
 		return err
@@ -221,6 +225,9 @@ func (c *creation) prepare(waitForStart bool) error {
 	if err := checkBindSources(c.fs); err != nil {
 		return err
 	}
+	if o.Landlock {
+		c.landlock = setup.LandlockPolicy(c.fs, landlockABI)
+	}
 	if os.Geteuid() == 0 && c.ns.Is(specs.UserNamespace, namespaces.New) {
 		parentMakesTrees(c.fs, o.IDMapBinds && c.ids.rangeStart != 0, c.ids)
 	}
@@ -256,7 +263,7 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 		StartFD:         -1,
 		SessionKeyring:  sessionKeyring(c.id, o.NoNewKeyring),
 		CloseFDs:        []int{c.lockFD, sync.Parent},
-		LandlockABI:     c.landlockABI,
+		Landlock:        c.landlock,
 		Seccomp:         filter,
 		Placement:       c.cgroup != nil && !c.cgroup.Layout.Unified(),
 		ParentNetwork:   c.net != nil,
@@ -302,6 +309,7 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 		Ephemeral:    o.Ephemeral,
 		IDRange:      c.ids.rangeStart,
 		NoNewKeyring: o.NoNewKeyring,
+		Landlock:     c.landlock,
 	}
 	if c.cgroup != nil {
 		st.CgroupPath, st.CgroupPaths = c.cgroup.Path, c.cgroup.Paths

@@ -17,6 +17,7 @@ import (
 	"github.com/nsbox/nsbox/internal/namespaces"
 	"github.com/nsbox/nsbox/internal/process"
 	"github.com/nsbox/nsbox/internal/setup"
+	"github.com/nsbox/nsbox/internal/state"
 )
 
 // Process is a process started in a running box by Exec.
@@ -90,7 +91,14 @@ func (rt *Runtime) Exec(id string, proc *specs.Process, o Options) (*Process, er
 	if tfd != pidfd {
 		defer unix.Close(tfd)
 	}
-	return spawnIn(id, pid, tfd, proc, "", cgroupOf(st), filter, o)
+	return spawnIn(id, pid, tfd, proc, "", cgroupOf(st), confinement{filter, st.Landlock}, o)
+}
+
+// confinement is what a process started in a box gets of the box's own
+// confinement beyond its namespaces and capabilities.
+type confinement struct {
+	seccomp  *specs.LinuxSeccomp
+	landlock *state.Landlock
 }
 
 // joinTarget picks the process whose namespaces a new process of a box
@@ -149,7 +157,8 @@ func parentOf(pid int) (int, error) {
 // spawnIn starts proc in box id, in the namespaces of process pid (held by
 // pidfd), and in cgroup cg if not nil. path, if set, is the executable to run
 // (proc.Args is then only its argv).
-func spawnIn(id string, pid, pidfd int, proc *specs.Process, path string, cg *cgroups.Manager, filter *specs.LinuxSeccomp, o Options) (*Process, error) {
+func spawnIn(id string, pid, pidfd int, proc *specs.Process, path string, cg *cgroups.Manager, conf confinement, o Options) (*Process, error) {
+	filter := conf.seccomp
 	// Join the target's namespaces that differ from the caller's (one may
 	// not enter again those a box shares with the host, such as its time
 	// namespace, from inside its own user namespace), all in one setns(2)
@@ -208,6 +217,7 @@ func spawnIn(id string, pid, pidfd int, proc *specs.Process, path string, cg *cg
 		SessionKeyring:  sessionKeyring(id, o.NoNewKeyring),
 		Placement:       cg != nil && cgfd < 0,
 		ExecPath:        path,
+		Landlock:        conf.landlock,
 	}, !ns.Is(specs.UserNamespace, namespaces.Join), uids, gids)
 	if err != nil {
 		return nil, err

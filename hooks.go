@@ -148,7 +148,7 @@ func runBoxHooks(id string, s *specs.Spec, kind string, pid, pidfd int, state []
 			w.Close()
 			return err
 		}
-		p, err := spawnIn(id, pid, pidfd, proc, h.Path, nil, nil, Options{Stdin: r, Stdout: ow, Stderr: ow, NoNewKeyring: true})
+		p, err := spawnIn(id, pid, pidfd, proc, h.Path, nil, confinement{}, Options{Stdin: r, Stdout: ow, Stderr: ow, NoNewKeyring: true})
 		r.Close()
 		ow.Close()
 		if err != nil {

@@ -465,6 +465,21 @@ func TestLandlock(t *testing.T) {
 		}
 	}
 	wantError(t, "--landlock with the host's mount namespace", nsbox(t, opts{}, "run", "--landlock", "--share", "mnt", "--", "true"), "landlock", "mount namespace")
+
+	// A process nsbox exec starts in the box gets its ruleset too.
+	for _, landlock := range []bool{false, true} {
+		name := fmt.Sprintf("landlock-exec-%d-%v", os.Getpid(), landlock)
+		args := []string{"run", "-d", "--name", name, "--cap-add", "SYS_ADMIN", "--rootfs", rootfs}
+		if landlock {
+			args = append(args, "--landlock")
+		}
+		ok(t, opts{files: true}, append(args, "--", "sleep", "600")...)
+		t.Cleanup(func() { nsbox(t, opts{}, "delete", "--force", name) })
+		out := ok(t, opts{}, "exec", name, "sh", "-c", "mount -t tmpfs none /mnt 2>/dev/null && echo MOUNTED; echo y > /tmp/own && echo OWN")
+		if strings.Contains(out, "MOUNTED") == landlock || !strings.Contains(out, "OWN") {
+			t.Errorf("exec into a box with landlock=%v: %q", landlock, out)
+		}
+	}
 }
 
 // TestMaskedPathsAreVerified: masked files are the null device, and a

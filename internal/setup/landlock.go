@@ -11,11 +11,12 @@ import (
 
 	"github.com/nsbox/nsbox/internal/initproc"
 	"github.com/nsbox/nsbox/internal/rootfs"
+	"github.com/nsbox/nsbox/internal/state"
 )
 
 // Landlock as a second wall around the box's filesystem.
 //
-// With Config.LandlockABI set, the command (not the init, which keeps no
+// With Config.Landlock set, the command (not the init, which keeps no
 // file) is restricted by a Landlock ruleset that handles every filesystem
 // right the running kernel knows and grants, beneath these paths of the
 // box (opened after pivot_root, so they are the box's):
@@ -103,22 +104,15 @@ func landlockFSRights(abi int) uint64 {
 	return r
 }
 
-// landlockRule grants Access beneath Path (in the box).
-type landlockRule struct {
-	Path   string
-	Access uint64
-	What   string // the rights in words
-}
-
-// landlockPolicy returns the rights the ruleset handles and the rules that
-// grant them, for a box with filesystem plan p on a kernel of Landlock ABI
-// abi (see the comment at the top of this file).
-func landlockPolicy(p *rootfs.Plan, abi int) (handled uint64, rules []landlockRule) {
-	handled = landlockFSRights(abi)
-	all := landlockRule{Access: handled, What: "all rights"}
-	root := landlockRule{Path: "/", Access: llReadExec, What: "read, execute"}
+// LandlockPolicy returns the ruleset of a box with filesystem plan p on a
+// kernel of Landlock ABI abi (see the comment at the top of this file).
+func LandlockPolicy(p *rootfs.Plan, abi int) *state.Landlock {
+	handled := landlockFSRights(abi)
+	var rules []state.LandlockRule
+	all := state.LandlockRule{Access: handled, What: "all rights"}
+	root := state.LandlockRule{Path: "/", Access: llReadExec, What: "read, execute"}
 	if !p.RootRO && !p.RootRecursiveRO {
-		root = landlockRule{Path: "/", Access: all.Access, What: all.What}
+		root = state.LandlockRule{Path: "/", Access: all.Access, What: all.What}
 	}
 	rules = append(rules, root)
 
@@ -148,7 +142,7 @@ func landlockPolicy(p *rootfs.Plan, abi int) (handled uint64, rules []landlockRu
 		if readOnly[target] || isReadOnly(m) || beneath(target, "/proc") || beneath(target, "/sys") {
 			continue
 		}
-		r := landlockRule{Path: target, Access: all.Access, What: all.What}
+		r := state.LandlockRule{Path: target, Access: all.Access, What: all.What}
 		if target == "/dev" || m.FSType == "devpts" {
 			r.Access, r.What = llDevice, "devices"
 		}
@@ -158,7 +152,7 @@ func landlockPolicy(p *rootfs.Plan, abi int) (handled uint64, rules []landlockRu
 		r.Access &= handled
 		rules = append(rules, r)
 	}
-	return handled, rules
+	return &state.Landlock{ABI: abi, Handled: handled, Rules: rules}
 }
 
 // isReadOnly: mount m is made read-only.
@@ -174,12 +168,12 @@ func beneath(p, dir string) bool {
 	return p == dir || strings.HasPrefix(p, dir+"/")
 }
 
-// emitLandlock appends the steps that restrict the process with the
-// Landlock ruleset of plan p: create the ruleset, add a rule per path (the
+// emitLandlock appends the steps that restrict the process with Landlock
+// ruleset l: create the ruleset, add a rule per path (the
 // path opened O_PATH, its descriptor stored into the rule's structure),
 // restrict the process, close the ruleset.
-func emitLandlock(b *initproc.Builder, p *rootfs.Plan, abi int) {
-	handled, rules := landlockPolicy(p, abi)
+func emitLandlock(b *initproc.Builder, l *state.Landlock) {
+	handled, rules, abi := l.Handled, l.Rules, l.ABI
 	attr := &unix.LandlockRulesetAttr{Handled_access_fs: handled}
 	// Only handled_access_fs: every ABI knows it, and the kernel takes
 	// what follows as zero.

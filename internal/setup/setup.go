@@ -28,6 +28,7 @@ import (
 	"github.com/nsbox/nsbox/internal/namespaces"
 	"github.com/nsbox/nsbox/internal/rootfs"
 	"github.com/nsbox/nsbox/internal/seccomp"
+	"github.com/nsbox/nsbox/internal/state"
 )
 
 // Config is everything the program depends on.
@@ -98,10 +99,9 @@ type Config struct {
 	// Seccomp is linux.seccomp compiled, if the caller compiled it
 	// already (meanwhile, in another goroutine); otherwise Build does.
 	Seccomp *seccomp.Filter
-	// LandlockABI, if not 0, restricts the command with Landlock, in the
-	// box's own filesystem (FS): the kernel's ABI version, from
-	// LandlockABI. See landlock.go.
-	LandlockABI int
+	// Landlock, if set, restricts the command with this Landlock ruleset
+	// (LandlockPolicy; paths in the box). See landlock.go.
+	Landlock *state.Landlock
 }
 
 // Result is the program and how to start it.
@@ -149,9 +149,6 @@ func Build(c Config) (*Result, error) {
 	}
 	if err := checkSysctls(s, c.NS); err != nil {
 		return nil, err
-	}
-	if c.LandlockABI > 0 && c.FS == nil {
-		return nil, fmt.Errorf("landlock: the rules follow the box's own mounts: it needs a mount namespace of its own")
 	}
 	r := &Result{}
 	var err error
@@ -378,8 +375,8 @@ func processStage(b *initproc.Builder, c Config, forked bool) (*initproc.Trampol
 	// Landlock after the last write to /proc above, while the process
 	// still has CAP_SYS_ADMIN (without no_new_privs, restricting itself
 	// needs it), and before any seccomp filter.
-	if c.LandlockABI > 0 {
-		emitLandlock(b, c.FS, c.LandlockABI)
+	if c.Landlock != nil {
+		emitLandlock(b, c.Landlock)
 	}
 
 	// Identity and capabilities, in the order that keeps the capabilities

@@ -63,8 +63,27 @@ type State struct {
 	// but those in CgroupPaths (by mount point), where it differs.
 	CgroupPath  string            `json:"cgroupPath,omitempty"`
 	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
+	// Landlock is the Landlock ruleset of the box's command (nsbox run
+	// --landlock), which the processes Exec starts in the box get too.
+	Landlock *Landlock `json:"landlock,omitempty"`
 	// Config is the box's spec as JSON (decoded only when needed: see Spec).
 	Config specjson.RawMessage `json:"config,omitempty"`
+}
+
+// Landlock is a Landlock ruleset: the filesystem rights it handles, on a
+// kernel of Landlock ABI ABI, and the paths (in the box) beneath which it
+// grants some of them.
+type Landlock struct {
+	ABI     int            `json:"abi"`
+	Handled uint64         `json:"handled"`
+	Rules   []LandlockRule `json:"rules"`
+}
+
+// LandlockRule grants Access beneath Path.
+type LandlockRule struct {
+	Path   string `json:"path"`
+	Access uint64 `json:"access"`
+	What   string `json:"what,omitempty"` // the rights in words
 }
 
 // SetSpec records spec as the box's config.
