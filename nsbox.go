@@ -93,7 +93,7 @@ type Options struct {
 	// Landlock restricts the command's filesystem access to the box's own
 	// mounts with a Landlock ruleset, as a second wall behind them (see
 	// internal/setup/landlock.go); an error on a kernel without Landlock.
-	// Processes that Exec starts later are not restricted.
+	// Processes that Exec starts in the box later get the same ruleset.
 	Landlock bool
 	// Debug, when set, receives the list of the child's set-up steps.
 	Debug io.Writer `json:"-"`
