@@ -164,18 +164,12 @@ func spawnIn(id string, pid, pidfd int, proc *specs.Process, path string, cg *cg
 	// namespace, from inside its own user namespace), all in one setns(2)
 	// on its pidfd (Linux 5.8).
 	s := &specs.Spec{Version: specs.Version, Process: proc, Root: &specs.Root{Path: "/"}, Linux: &specs.Linux{Seccomp: filter}}
+	types, err := EnterTypes(pid, nil)
+	if err != nil {
+		return nil, err
+	}
 	spid := strconv.Itoa(pid)
-	for _, t := range namespaces.All {
-		theirs, err := namespaces.Inode(spid, t)
-		if err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				continue // a type this kernel lacks
-			}
-			return nil, fmt.Errorf("namespaces of process %d: %w", pid, err)
-		}
-		if ours, err := namespaces.Inode("self", t); err == nil && ours == theirs {
-			continue
-		}
+	for _, t := range types {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: t, Path: "/proc/" + spid + "/ns/" + namespaces.ProcName(t)})
 	}
 	if unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
@@ -185,11 +179,6 @@ func spawnIn(id string, pid, pidfd int, proc *specs.Process, path string, cg *cg
 	if err != nil {
 		return nil, err
 	}
-	sync, err := process.NewSync()
-	if err != nil {
-		return nil, err
-	}
-	defer sync.Close()
 	cgfd := -1
 	if cg != nil {
 		if cgfd, err = cg.OpenV2(); err != nil {
@@ -203,46 +192,35 @@ func spawnIn(id string, pid, pidfd int, proc *specs.Process, path string, cg *cg
 	if err != nil {
 		return nil, err
 	}
-	r, tf, err := buildGuarded(setup.Config{
+	p, err := launchJoining(setup.Config{
 		Spec:            s,
 		NS:              ns,
 		JoinPidFD:       pidfd,
-		SyncFD:          sync.Child,
-		CloseFDs:        []int{sync.Parent},
 		SetgroupsDenied: setgroupsDenied(spid),
 		PreserveFDs:     o.PreserveFDs,
 		WinSize:         o.WinSize,
 		Stdio:           [3]int{fdOf(o.Stdin), fdOf(o.Stdout), fdOf(o.Stderr)},
-		StartFD:         -1,
 		SessionKeyring:  sessionKeyring(id, o.NoNewKeyring),
 		Placement:       cg != nil && cgfd < 0,
 		ExecPath:        path,
 		Landlock:        conf.landlock,
-	}, !ns.Is(specs.UserNamespace, namespaces.Join), uids, gids)
-	if err != nil {
-		return nil, err
-	}
-	if tf != nil {
-		defer tf.Close()
-	}
-	if cgfd >= 0 {
-		r.Clone.Flags |= unix.CLONE_INTO_CGROUP
-		r.Clone.CgroupFD = cgfd
-	}
-	if o.Debug != nil {
-		fmt.Fprintf(o.Debug, "nsbox: set-up steps of a process in the namespaces of %d:\n%s", pid, r.Program)
-	}
-	p, err := process.Launch(r, &sync, process.Hooks{
-		Seccomp: func(child, fd int) error {
-			return sendSeccompListener(filter, fd, specs.State{Version: specs.Version, ID: id, Status: specs.StateRunning, Pid: child})
-		},
-		Place: func(child int) error {
-			if cg == nil || cgfd >= 0 {
-				return nil
+	}, !ns.Is(specs.UserNamespace, namespaces.Join), uids, gids, o.Debug, "a process in the namespaces of "+spid,
+		func(r *setup.Result) {
+			if cgfd >= 0 {
+				r.Clone.Flags |= unix.CLONE_INTO_CGROUP
+				r.Clone.CgroupFD = cgfd
 			}
-			return cg.Apply(child)
-		},
-	})
+		}, process.Hooks{
+			Seccomp: func(child, fd int) error {
+				return sendSeccompListener(filter, fd, specs.State{Version: specs.Version, ID: id, Status: specs.StateRunning, Pid: child})
+			},
+			Place: func(child int) error {
+				if cg == nil || cgfd >= 0 {
+					return nil
+				}
+				return cg.Apply(child)
+			},
+		})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package nsbox
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"strconv"
 
@@ -8,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/internal/initproc"
+	"github.com/nsbox/nsbox/internal/process"
 	"github.com/nsbox/nsbox/internal/setup"
 	"github.com/nsbox/nsbox/internal/userns"
 )
@@ -103,4 +106,33 @@ func buildGuarded(cfg setup.Config, hostIDs bool, uids, gids []specs.LinuxIDMapp
 		return nil, nil, err
 	}
 	return r, tf, nil
+}
+
+// launchJoining builds and starts a process that joins the namespaces of
+// another (nsbox exec, ns enter): its sync socket, its program
+// (buildGuarded), its steps to debug, and the launch. adjust, if not nil,
+// changes the program's clone before it is made.
+func launchJoining(cfg setup.Config, hostIDs bool, uids, gids []specs.LinuxIDMapping, debug io.Writer, about string,
+	adjust func(*setup.Result), hooks process.Hooks) (*process.Process, error) {
+	sync, err := process.NewSync()
+	if err != nil {
+		return nil, err
+	}
+	defer sync.Close()
+	cfg.SyncFD, cfg.StartFD = sync.Child, -1
+	cfg.CloseFDs = append(cfg.CloseFDs, sync.Parent)
+	r, tf, err := buildGuarded(cfg, hostIDs, uids, gids)
+	if err != nil {
+		return nil, err
+	}
+	if tf != nil {
+		defer tf.Close()
+	}
+	if adjust != nil {
+		adjust(r)
+	}
+	if debug != nil {
+		fmt.Fprintf(debug, "nsbox: set-up steps of %s:\n%s", about, r.Program)
+	}
+	return process.Launch(r, &sync, hooks)
 }

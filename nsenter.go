@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -113,7 +114,7 @@ func EnterTypes(pid int, types []specs.LinuxNamespaceType) ([]specs.LinuxNamespa
 	spid := strconv.Itoa(pid)
 	var out []specs.LinuxNamespaceType
 	for _, t := range namespaces.All {
-		if !hasType(types, t) {
+		if !slices.Contains(types, t) {
 			continue
 		}
 		ours, err := namespaces.Inode("self", t)
@@ -136,15 +137,6 @@ func EnterTypes(pid int, types []specs.LinuxNamespaceType) ([]specs.LinuxNamespa
 		out = append(out, t)
 	}
 	return out, nil
-}
-
-func hasType(ts []specs.LinuxNamespaceType, t specs.LinuxNamespaceType) bool {
-	for _, x := range ts {
-		if x == t {
-			return true
-		}
-	}
-	return false
 }
 
 // enter is Enter into the namespaces of process pid, held by pidfd.
@@ -202,34 +194,17 @@ func enter(pid, pidfd int, args []string, o EnterOptions) (*Process, error) {
 		if unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
 			return nil, &goneError{fmt.Sprintf("process %d has ended", pid)}
 		}
-		sync, err := process.NewSync()
-		if err != nil {
-			return nil, err
-		}
-		defer sync.Close()
-		r, tf, err := buildGuarded(setup.Config{
+		p, err := launchJoining(setup.Config{
 			Spec:            s,
 			NS:              ns,
 			JoinPidFD:       pidfd,
-			SyncFD:          sync.Child,
-			CloseFDs:        []int{sync.Parent},
 			DieWithParent:   !(ownFS && (o.Root || o.Wd)), // see withFS
 			InheritCwd:      ownFS && (o.Root || o.Wd),    // set by withFS
 			SetgroupsDenied: denied,
 			WinSize:         o.WinSize,
 			Stdio:           [3]int{fdOf(o.Stdin), fdOf(o.Stdout), fdOf(o.Stderr)},
-			StartFD:         -1,
-		}, !ns.Is(specs.UserNamespace, namespaces.Join), uids, gids)
-		if err != nil {
-			return nil, err
-		}
-		if tf != nil {
-			defer tf.Close()
-		}
-		if o.Debug != nil {
-			fmt.Fprintf(o.Debug, "nsbox: set-up steps of a process entering the namespaces of %d:\n%s", pid, r.Program)
-		}
-		p, err := process.Launch(r, &sync, process.Hooks{})
+		}, !ns.Is(specs.UserNamespace, namespaces.Join), uids, gids, o.Debug,
+			"a process entering the namespaces of "+strconv.Itoa(pid), nil, process.Hooks{})
 		if err != nil {
 			return nil, err
 		}

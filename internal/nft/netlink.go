@@ -4,9 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/namespaces"
 )
 
 // This file is the transport: a NETLINK_NETFILTER socket, the attribute
@@ -43,41 +44,17 @@ const (
 var errDumpIntr = errors.New("dump interrupted by a change of the ruleset")
 
 // socketIn opens a NETLINK_NETFILTER socket in the network namespace of
-// file netns, or in the calling thread's for 0. For another namespace, a
-// goroutine of its own locks its thread, enters the namespace, makes the
-// socket and comes back; a thread that cannot come back stays locked and
-// ends with the goroutine. The caller's thread does not move.
+// file netns (see namespaces.InNet), or in the calling thread's for 0.
 func socketIn(netns int) (int, error) {
 	if netns == 0 {
 		return socketHere()
 	}
-	type result struct {
-		fd  int
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		self, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{-1, fmt.Errorf("open own network namespace: %w", err)}
-			return
-		}
-		defer unix.Close(self)
-		if err := unix.Setns(netns, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			done <- result{-1, fmt.Errorf("enter network namespace: %w", err)}
-			return
-		}
-		fd, err := socketHere()
-		if unix.Setns(self, unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- result{fd, err}
-	}()
-	r := <-done
-	return r.fd, r.err
+	fd := -1
+	err := namespaces.InNet(netns, func() (err error) {
+		fd, err = socketHere()
+		return err
+	})
+	return fd, err
 }
 
 func socketHere() (int, error) {

@@ -9,11 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"runtime"
 	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/namespaces"
 )
 
 // Conn is a netlink socket of one network namespace.
@@ -35,38 +36,15 @@ func Dial() (*Conn, error) {
 	return &Conn{fd: fd}, nil
 }
 
-// DialAt opens a connection in the network namespace of file nsfd. The
-// socket is made by a goroutine of its own that locks its thread, enters
-// the namespace and comes back; a thread that cannot come back stays
-// locked and ends with that goroutine. The caller's thread does not move.
+// DialAt opens a connection in the network namespace of file nsfd (see
+// namespaces.InNet).
 func DialAt(nsfd int) (*Conn, error) {
-	type result struct {
-		c   *Conn
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		self, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{nil, err}
-			return
-		}
-		defer unix.Close(self)
-		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			done <- result{nil, fmt.Errorf("enter the network namespace: %w", err)}
-			return
-		}
-		c, err := Dial()
-		if unix.Setns(self, unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- result{c, err}
-	}()
-	r := <-done
-	return r.c, r.err
+	var c *Conn
+	err := namespaces.InNet(nsfd, func() (err error) {
+		c, err = Dial()
+		return err
+	})
+	return c, err
 }
 
 // Close closes the socket.
