@@ -3,6 +3,7 @@ package nsbox
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -190,7 +191,7 @@ func ParseRlimit(v string) (specs.POSIXRlimit, error) {
 	name, vals, ok := strings.Cut(v, "=")
 	typ := rlimitNames[strings.ToLower(name)]
 	if !ok || typ == "" {
-		return specs.POSIXRlimit{}, fmt.Errorf("--ulimit %q: want TYPE=SOFT[:HARD], TYPE one of %s", v, strings.Join(sortedKeys(rlimitNames), ", "))
+		return specs.POSIXRlimit{}, fmt.Errorf("--ulimit %q: want TYPE=SOFT[:HARD], TYPE one of %s", v, strings.Join(slices.Sorted(maps.Keys(rlimitNames)), ", "))
 	}
 	softS, hardS, hasHard := strings.Cut(vals, ":")
 	if !hasHard {
@@ -211,15 +212,6 @@ func ParseRlimit(v string) (specs.POSIXRlimit, error) {
 		return specs.POSIXRlimit{}, fmt.Errorf("--ulimit %q: the soft limit is above the hard one", v)
 	}
 	return specs.POSIXRlimit{Type: typ, Soft: soft, Hard: hard}, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // WithRlimit sets a resource limit of the box's process (replacing one of

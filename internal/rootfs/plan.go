@@ -7,8 +7,9 @@ package rootfs
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -245,7 +246,7 @@ func PlanFor(s *specs.Spec, ctx Context) (*Plan, error) {
 				*list.out = append(*list.out, path.Clean(m))
 			}
 		}
-		for _, k := range sortedKeys(s.Linux.Sysctl) {
+		for _, k := range slices.Sorted(maps.Keys(s.Linux.Sysctl)) {
 			p.Sysctls = append(p.Sysctls, Sysctl{Key: k, Value: s.Linux.Sysctl[k]})
 		}
 		for _, d := range s.Linux.Devices {
@@ -257,15 +258,6 @@ func PlanFor(s *specs.Spec, ctx Context) (*Plan, error) {
 		}
 	}
 	return p, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func hasMount(ms []Mount, target, fstype string) bool {
