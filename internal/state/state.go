@@ -194,7 +194,9 @@ func (s *Store) Create(id string) (unlock func(), fd int, err error) {
 	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, s.Dir(id), unix.RENAME_NOREPLACE); err != nil {
 		unix.Rmdir(tmp)
 		unix.Close(fd)
-		if err == unix.EEXIST {
+		// EEXIST: the id is taken; ENOENT: a concurrent creation of the
+		// same id renamed the directory both of us locked in turn.
+		if err == unix.EEXIST || err == unix.ENOENT {
 			return nil, -1, fmt.Errorf("%w: %s", ErrExist, id)
 		}
 		return nil, -1, fmt.Errorf("create the record of box %s: %w", id, err)
