@@ -5,8 +5,6 @@
 package cgroups
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -114,11 +112,12 @@ func Detect() (*Layout, error) {
 func parseLayout(mountinfo, self []byte) (*Layout, error) {
 	l := &Layout{}
 	seen := map[string]bool{}
-	sc := bufio.NewScanner(bytes.NewReader(mountinfo))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
+	for line := range strings.Lines(string(mountinfo)) {
 		// id parent maj:min root mountpoint opts [optional...] - fstype source superopts
-		f := strings.Fields(sc.Text())
+		if !strings.Contains(line, " - cgroup") {
+			continue // most lines: not worth splitting
+		}
+		f := strings.Fields(line)
 		sep := -1
 		for i, x := range f {
 			if x == "-" {

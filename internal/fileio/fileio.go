@@ -18,7 +18,7 @@ func ReadFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	buf := make([]byte, 0, 4096)
+	buf := make([]byte, 0, 1024) // most files read here are small
 	for {
 		if len(buf) == cap(buf) {
 			if cap(buf) >= 1<<20 {

@@ -59,16 +59,17 @@ type Op struct {
 	okErrno unix.Errno
 	jump    int32 // on success, continue at this step (0: the next one)
 	errJump int32 // on okErrno, continue at this step (0: the next one)
-	exec    *execArgs
-	dst     *int32 // kindStore: where the value of register regs[0] goes
-	// kindExpect: the word at src (64 bits, or 32 with src32), masked
-	// with args[0], must be args[1]; or the step fails (errno 0).
-	src   *uint64
-	src32 *uint32
-	// kindCopy: n bytes from from to to.
-	from, to unsafe.Pointer
-	n        int
-	what     string // what the step does, for error messages; never read by the child
+	// Memory the step reads or writes, kept by the Program:
+	//   kindExec: p1 is the *execArgs;
+	//   kindStore: p1 is the *int32 that gets the value of register regs[0];
+	//   kindExpect: the word at p1 (a uint32 when args[2] is 1, else a
+	//   uint64), masked with args[0], must be args[1], or the step fails
+	//   (errno 0);
+	//   kindCopy: args[0] bytes from p1 to p2.
+	// (Two pointers, not a field for each use: a program has hundreds of
+	// steps, and each is laid out before the fork.)
+	p1, p2 unsafe.Pointer
+	what   string // what the step does, for error messages; never read by the child
 }
 
 type execArgs struct {
@@ -196,7 +197,11 @@ func (b *Builder) Flush() {
 // NewBuilder starts a Program whose child reports to the parent on syncFD.
 func NewBuilder(syncFD int) *Builder {
 	return &Builder{
-		p:    &Program{syncFD: syncFD, recv: newRecvArea(), send: newSendArea()},
+		p: &Program{syncFD: syncFD, recv: newRecvArea(), send: newSendArea(),
+			// Room for a usual box's steps at once: growing by appending
+			// would leave every smaller copy behind, in memory the fork
+			// then copies too.
+			ops: make([]Op, 0, 512)},
 		used: 1, // register 0 means "none"
 	}
 }
@@ -339,7 +344,7 @@ func (b *Builder) Store(what string, r Reg, dst *int32) {
 		panic("initproc: store without a register or a destination")
 	}
 	b.p.keep = append(b.p.keep, dst)
-	op := Op{kind: kindStore, dst: dst, what: what}
+	op := Op{kind: kindStore, p1: unsafe.Pointer(dst), what: what}
 	op.regs[0] = r
 	b.add(op)
 }
@@ -353,7 +358,7 @@ func (b *Builder) Expect(what string, src *uint64, mask, want uint64) {
 	if src == nil {
 		panic("initproc: expect without a word")
 	}
-	b.expect(Op{kind: kindExpect, src: src, what: what}, src, mask, want)
+	b.expect(Op{kind: kindExpect, p1: unsafe.Pointer(src), what: what}, src, mask, want)
 }
 
 // Expect32 is Expect for a 32-bit word (st_mode).
@@ -361,7 +366,9 @@ func (b *Builder) Expect32(what string, src *uint32, mask, want uint32) {
 	if src == nil {
 		panic("initproc: expect without a word")
 	}
-	b.expect(Op{kind: kindExpect, src32: src, what: what}, src, uint64(mask), uint64(want))
+	op := Op{kind: kindExpect, p1: unsafe.Pointer(src), what: what}
+	op.args[2] = 1
+	b.expect(op, src, uint64(mask), uint64(want))
 }
 
 func (b *Builder) expect(op Op, src any, mask, want uint64) {
@@ -395,7 +402,9 @@ func (b *Builder) HideCommandLine() {
 	title := make([]byte, n) // NULs after the name
 	copy(title[:n-1], "nsbox-init")
 	b.p.keep = append(b.p.keep, title)
-	b.add(Op{kind: kindCopy, from: unsafe.Pointer(&title[0]), to: start, n: n, what: "hide nsbox's command line"})
+	op := Op{kind: kindCopy, p1: unsafe.Pointer(&title[0]), p2: start, what: "hide nsbox's command line"}
+	op.args[0] = uintptr(n)
+	b.add(op)
 }
 
 // Sync sends the parent a message of the given kind with value val and waits
@@ -475,7 +484,7 @@ func (b *Builder) Exec(what string, paths, argv, env []string) {
 	}
 	ex := &execArgs{paths: cstrings(paths, false), argv: cstrings(argv, true), envv: cstrings(env, true)}
 	b.p.keep = append(b.p.keep, ex)
-	b.add(Op{kind: kindExec, exec: ex, what: what})
+	b.add(Op{kind: kindExec, p1: unsafe.Pointer(ex), what: what})
 }
 
 // ExecVia is Exec through a trampoline (see Trampoline) in file fd: the
@@ -495,7 +504,7 @@ func (b *Builder) ExecVia(what string, fd int, paths, argv, env []string) int {
 	ex.path0 = &ex.targv[0]
 	ex.empty = new(byte)
 	b.p.keep = append(b.p.keep, ex)
-	b.add(Op{kind: kindExec, exec: ex, what: what})
+	b.add(Op{kind: kindExec, p1: unsafe.Pointer(ex), what: what})
 	return len(b.p.ops) - 1
 }
 
@@ -508,7 +517,7 @@ func (b *Builder) CheckExec(what string, paths []string) {
 	}
 	ex := &execArgs{check: true, paths: cstrings(paths, false), argv: cstrings([]string{"-"}, true), envv: cstrings(nil, true)}
 	b.p.keep = append(b.p.keep, ex)
-	b.add(Op{kind: kindExec, exec: ex, what: what})
+	b.add(Op{kind: kindExec, p1: unsafe.Pointer(ex), what: what})
 }
 
 // Exit ends the process with code.

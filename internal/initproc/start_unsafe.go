@@ -280,7 +280,7 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 			}
 
 		case kindExec:
-			ex = op.exec
+			ex = (*execArgs)(op.p1)
 			paths, argv, envv = ex.paths, ex.argv, ex.envv
 			if len(argv) == 0 || len(envv) == 0 {
 				err1 = unix.EINVAL
@@ -336,18 +336,18 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 			i = int(op.jump) - 1
 
 		case kindStore:
-			*op.dst = int32(a[0])
+			*(*int32)(op.p1) = int32(a[0])
 
 		case kindCopy:
-			for k = 0; k < op.n; k++ {
-				*(*byte)(unsafe.Add(op.to, k)) = *(*byte)(unsafe.Add(op.from, k))
+			for k = 0; k < int(op.args[0]); k++ {
+				*(*byte)(unsafe.Add(op.p2, k)) = *(*byte)(unsafe.Add(op.p1, k))
 			}
 
 		case kindExpect:
-			if op.src32 != nil {
-				word = uint64(*op.src32)
+			if op.args[2] == 1 {
+				word = uint64(*(*uint32)(op.p1))
 			} else {
-				word = *op.src
+				word = *(*uint64)(op.p1)
 			}
 			if word&uint64(op.args[0]) != uint64(op.args[1]) {
 				err1 = 0

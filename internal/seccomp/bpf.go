@@ -9,13 +9,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// asm assembles classic BPF with symbolic labels. Every conditional jump
-// only chooses between the next instruction and the one after; a JA (with
-// a 32-bit offset) then goes to the label. Programs of any shape thus
-// assemble without the 8-bit range of conditional jumps getting in the way.
+// asm assembles classic BPF with symbolic labels. A conditional jump to a
+// label becomes one instruction when the label is within the 255
+// instructions its 8-bit offset reaches, and otherwise a test that skips
+// or falls through to a JA (with a 32-bit offset) to the label. Programs of
+// any shape thus assemble, and stay short (fewer instructions for the
+// kernel to check, convert and compile at every box's start).
 type asm struct {
 	ins    []insn
-	at     []int   // where each label is, -1 until placed
+	at     []int   // where each label is (an index into ins), -1 until placed
 	blocks []block // rule blocks, emitted after the decision trees
 	// byKey and byList find the block of a list of rules: by content, and
 	// (faster) by the list itself, which many calls share.
@@ -26,9 +28,13 @@ type asm struct {
 // label names a place in the program.
 type label int32
 
+// insn is an instruction, or a conditional jump to a label (to >= 0 and a
+// conditional code): taken when the test holds, or when it fails if
+// negate.
 type insn struct {
-	f  unix.SockFilter
-	to label // for a JA: where it goes
+	f      unix.SockFilter
+	to     label // for a JA or a conditional jump: where it goes
+	negate bool
 }
 
 type block struct {
@@ -57,11 +63,9 @@ func (a *asm) load(off uint32) { a.emit(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, 0, 
 func (a *asm) and(k uint32)    { a.emit(unix.BPF_ALU|unix.BPF_AND|unix.BPF_K, 0, 0, k) }
 func (a *asm) ret(k uint32)    { a.emit(unix.BPF_RET|unix.BPF_K, 0, 0, k) }
 
-// cond jumps to l when A <op> k holds: the test falls through to the JA
-// when true, and skips it when false.
+// cond jumps to l when A <op> k holds.
 func (a *asm) cond(op uint16, k uint32, l label) {
-	a.emit(unix.BPF_JMP|op|unix.BPF_K, 0, 1, k)
-	a.ja(l)
+	a.ins = append(a.ins, insn{f: unix.SockFilter{Code: unix.BPF_JMP | op | unix.BPF_K, K: k}, to: l})
 }
 
 func (a *asm) jeq(k uint32, l label) { a.cond(unix.BPF_JEQ, k, l) }
@@ -70,8 +74,8 @@ func (a *asm) jge(k uint32, l label) { a.cond(unix.BPF_JGE, k, l) }
 
 // jne jumps to l when A != k.
 func (a *asm) jne(k uint32, l label) {
-	a.emit(unix.BPF_JMP|unix.BPF_JEQ|unix.BPF_K, 1, 0, k)
-	a.ja(l)
+	a.cond(unix.BPF_JEQ, k, l)
+	a.ins[len(a.ins)-1].negate = true
 }
 
 // segment is a run of syscall numbers, from lo up to the next segment's
@@ -114,6 +118,11 @@ func (a *asm) tree(segs []segment) {
 		return
 	}
 	mid := len(segs) / 2
+	if len(segs) == 2 { // a jump straight to the right segment's code
+		a.jge(segs[1].lo, segs[1].to)
+		a.ja(segs[0].to)
+		return
+	}
 	right := a.newLabel()
 	a.jge(segs[mid].lo, right)
 	a.tree(segs[:mid])
@@ -239,11 +248,14 @@ func (a *asm) compare(c cond, fail label) {
 	a.place(ok)
 }
 
-// assemble resolves the labels.
+// assemble resolves the labels. Every conditional jump starts short; one
+// whose label is out of reach becomes long (test + JA), which moves what
+// follows it and may push others out of reach, until nothing changes.
 func (a *asm) assemble() ([]unix.SockFilter, error) {
-	out := make([]unix.SockFilter, len(a.ins))
+	isCond := func(in insn) bool {
+		return in.to >= 0 && in.f.Code&0x07 == unix.BPF_JMP && in.f.Code&0xf0 != unix.BPF_JA
+	}
 	for pc, in := range a.ins {
-		out[pc] = in.f
 		if in.to < 0 {
 			continue
 		}
@@ -254,7 +266,47 @@ func (a *asm) assemble() ([]unix.SockFilter, error) {
 		if target <= pc {
 			return nil, fmt.Errorf("seccomp: backward jump to label %d", in.to)
 		}
-		out[pc].K = uint32(target - pc - 1)
+	}
+	long := make([]bool, len(a.ins))
+	pos := make([]int, len(a.ins)+1) // where each insn lands in the output
+	for changed := true; changed; {
+		changed = false
+		for i := range a.ins {
+			pos[i+1] = pos[i] + 1
+			if long[i] {
+				pos[i+1]++
+			}
+		}
+		for i, in := range a.ins {
+			if !long[i] && isCond(in) && pos[a.at[in.to]]-pos[i]-1 > 0xff {
+				long[i], changed = true, true
+			}
+		}
+	}
+	out := make([]unix.SockFilter, 0, pos[len(a.ins)])
+	for i, in := range a.ins {
+		f := in.f
+		switch {
+		case in.to < 0:
+		case !isCond(in): // JA
+			f.K = uint32(pos[a.at[in.to]] - pos[i] - 1)
+		case !long[i]:
+			off := uint8(pos[a.at[in.to]] - pos[i] - 1)
+			if in.negate {
+				f.Jt, f.Jf = 0, off
+			} else {
+				f.Jt, f.Jf = off, 0
+			}
+		default: // the test skips the JA, or falls through to it
+			if in.negate {
+				f.Jt, f.Jf = 1, 0
+			} else {
+				f.Jt, f.Jf = 0, 1
+			}
+			out = append(out, f)
+			f = unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JA, K: uint32(pos[a.at[in.to]] - pos[i] - 2)}
+		}
+		out = append(out, f)
 	}
 	return out, nil
 }

@@ -237,3 +237,81 @@ func TestSysTableLookup(t *testing.T) {
 		t.Fatalf("openat2 = %d", nr)
 	}
 }
+
+// TestAssembleJumpReach checks the jump layout: a conditional jump whose
+// label is within 255 instructions is one instruction; one beyond becomes
+// a test and a JA; and an expansion that pushes another jump out of reach
+// expands that one too. Every jump must land on its label's instruction.
+func TestAssembleJumpReach(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		fill      int  // instructions between the jumps and the label
+		negate    bool // jne rather than jeq
+		wantLen   int
+		wantShort int // conditional jumps left as one instruction
+	}{
+		{name: "near", fill: 10, wantLen: 2 + 10 + 1, wantShort: 2},
+		{name: "near, negated", fill: 10, negate: true, wantLen: 2 + 10 + 1, wantShort: 2},
+		{name: "at the edge", fill: 254, wantLen: 2 + 254 + 1, wantShort: 2},
+		// The second jump reaches (offset 254 + 1 = 255); the first
+		// does not, and its JA moves the label one further from it,
+		// not from the second.
+		{name: "first out of reach", fill: 255, wantLen: 3 + 255 + 1, wantShort: 1},
+		{name: "both out of reach", fill: 300, negate: true, wantLen: 4 + 300 + 1, wantShort: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &asm{}
+			l := a.newLabel()
+			for _, k := range []uint32{1, 2} {
+				if tc.negate {
+					a.jne(k, l)
+				} else {
+					a.jeq(k, l)
+				}
+			}
+			for range tc.fill {
+				a.load(offNr)
+			}
+			a.place(l)
+			a.ret(unix.SECCOMP_RET_ALLOW)
+			prog, err := a.assemble()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(prog) != tc.wantLen {
+				t.Fatalf("%d instructions, want %d:\n%s", len(prog), tc.wantLen, Dump(prog))
+			}
+			short, target := 0, len(prog)-1
+			for pc := 0; pc < len(prog); pc++ {
+				f := prog[pc]
+				if f.Code&0x07 != unix.BPF_JMP {
+					continue
+				}
+				if f.Code == unix.BPF_JMP|unix.BPF_JA {
+					if got := pc + 1 + int(f.K); got != target {
+						t.Errorf("JA at %d lands at %d, want %d", pc, got, target)
+					}
+					continue
+				}
+				taken, other := int(f.Jt), int(f.Jf)
+				if tc.negate {
+					taken, other = other, taken
+				}
+				if taken > 1 || other > 1 { // a short jump
+					short++
+					if got := pc + 1 + taken; got != target {
+						t.Errorf("jump at %d lands at %d, want %d", pc, got, target)
+					}
+					continue
+				}
+				// A long one: the taken branch reaches the JA right after.
+				if taken != 0 || other != 1 || prog[pc+1].Code != unix.BPF_JMP|unix.BPF_JA {
+					t.Errorf("jump at %d: jt=%d jf=%d, not a test before a JA:\n%s", pc, f.Jt, f.Jf, Dump(prog))
+				}
+			}
+			if short != tc.wantShort {
+				t.Errorf("%d short jumps, want %d:\n%s", short, tc.wantShort, Dump(prog))
+			}
+		})
+	}
+}
