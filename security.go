@@ -165,11 +165,23 @@ func capsOf(s *specs.Spec) *specs.LinuxCapabilities {
 }
 
 // WithPrivileged turns off what confines a box beyond its namespaces:
-// it gets every capability (in its own user namespace, unless that is the
-// host's), no seccomp filter, no masked or read-only paths, and setuid
-// programs work again (no no_new_privs).
+// it gets every capability (in its own user namespace; sharing the host's,
+// every one the caller's bounding set holds), no seccomp filter, no masked
+// or read-only paths, and setuid programs work again (no no_new_privs).
+// Apply it after the options that choose the namespaces.
 func WithPrivileged(s *specs.Spec) error {
 	all := caps.All()
+	if !slices.ContainsFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace }) {
+		// In the host's user namespace, a capability outside the
+		// bounding set cannot be had (a new or joined user namespace
+		// starts with a full one), and asking for it would fail the start
+		// (as podman does: the host's bounding set).
+		bounding := caps.Bounding()
+		all = slices.DeleteFunc(all, func(name string) bool {
+			c, err := caps.Parse(name)
+			return err != nil || !bounding.Has(c)
+		})
+	}
 	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
 	s.Process.NoNewPrivileges = false
 	s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil

@@ -186,6 +186,21 @@ func TestSecurityDefaults(t *testing.T) {
 			t.Errorf("%q --privileged: masked or read-only paths left:\n%s", o.as, out)
 		}
 
+		if o.as == "" {
+			// Sharing the host's ids, --privileged gives what the caller's
+			// bounding set holds: all of it, and nothing outside it (this
+			// machine's root lacks CAP_SYS_RESOURCE, which capset would
+			// refuse).
+			self, err := os.ReadFile("/proc/self/status")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = inBox(t, o, "cat /proc/self/status", "--privileged", "--userns=host")
+			if want := status(string(self), "CapBnd"); status(out, "CapEff") != want || status(out, "CapBnd") != want {
+				t.Errorf("--privileged --userns=host: eff %s bnd %s, want the caller's bounding set %s", status(out, "CapEff"), status(out, "CapBnd"), want)
+			}
+		}
+
 		out = inBox(t, o, script, "--cap-drop", "ALL", "--cap-add", "CAP_KILL,net_raw", "--ulimit", "nofile=100:200")
 		if status(out, "CapEff") != "0000000000002020" || status(out, "CapBnd") != "0000000000002020" {
 			t.Errorf("%q --cap-drop ALL --cap-add KILL,NET_RAW: eff %s bnd %s", o.as, status(out, "CapEff"), status(out, "CapBnd"))

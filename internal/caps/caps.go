@@ -69,6 +69,18 @@ func All() []string {
 	return out
 }
 
+// Bounding returns the calling thread's bounding set: what any process it
+// starts can ever hold, in any user namespace.
+func Bounding() Set {
+	var s Set
+	for c := 0; c <= LastCap() && c < 64; c++ {
+		if v, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err == nil && v == 1 {
+			s |= 1 << c
+		}
+	}
+	return s
+}
+
 // LastCap is the highest capability number of the running kernel.
 var LastCap = sync.OnceValue(func() int {
 	b, err := fileio.ReadFile("/proc/sys/kernel/cap_last_cap")
