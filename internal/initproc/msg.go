@@ -16,7 +16,8 @@ import (
 //	  | ◀──────── MsgMaps                   |  (new user namespace: waits)
 //	  |  write uid_map/gid_map, reply 0 ──▶ |
 //	  | ◀──────── MsgPid(pid)               |  (after a fork into a pid namespace)
-//	  | ◀──────── MsgWantFD(n), reply+fd ─▶ |  (detached mounts made by the parent)
+//	  |  tree 0..n-1, each a reply + fd ──▶ |  (detached mounts made by the parent,
+//	  |                                     |   sent unasked once the maps are written)
 //	  | ◀──────── MsgPty + master fd        |  (terminal)
 //	  | ◀──────── MsgError(step, errno)     |  (and the child exits)
 //	  | ◀──────── EOF                       |  execve succeeded: the socket is O_CLOEXEC
@@ -32,7 +33,6 @@ const (
 	MsgMaps                          // the child is in its new user namespace: write its id maps
 	MsgPid                           // Val is the pid of the process that now runs the program
 	MsgPty                           // the attached fd is the master of the box's terminal
-	MsgWantFD                        // the child asks for the parent's file descriptor number Val
 	MsgReady                         // set-up is done; Val says what comes next
 	MsgAlive                         // nothing: sending it fails if the parent is gone
 	MsgHooks                         // set up, before pivot_root: run the create hooks, then reply

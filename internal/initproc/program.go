@@ -427,6 +427,17 @@ func (b *Builder) Wait(what string) {
 	b.add(Op{kind: kindSync, what: what})
 }
 
+// ReceiveFD waits for a file descriptor the parent sends without being
+// asked (a reply of 0 with one SCM_RIGHTS descriptor), and returns the
+// register it lands in. The parent's unasked messages come in the order of
+// the child's ReceiveFD and Wait steps.
+func (b *Builder) ReceiveFD(what string) Reg {
+	b.Flush()
+	op := Op{kind: kindSync, what: what, out: b.NewReg()}
+	b.add(op)
+	return op.out
+}
+
 // Send sends the parent a message of the given kind carrying the value of
 // register val (0: none), and the file descriptor in register fd (0: none).
 func (b *Builder) Send(what string, msg MsgKind, val, fd Reg) {

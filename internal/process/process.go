@@ -48,8 +48,8 @@ func (s *Sync) Close() {
 type Hooks struct {
 	// WriteMaps writes the id maps of the user namespace of process pid.
 	WriteMaps func(pid int) error
-	// MakeTree returns a detached mount tree for request i, made for the
-	// child process pid.
+	// MakeTree returns detached mount tree i (of setup.Result.Trees), made
+	// for the child process pid.
 	MakeTree func(i, pid int) (int, error)
 	// Place puts the child pid into the box's cgroup, before the go-ahead.
 	Place func(pid int) error
@@ -126,6 +126,10 @@ func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 		if err := p.goAhead(fd, r, hooks, first); err != nil {
 			return err
 		}
+	} else if !r.NeedsMaps && len(r.Trees.Trees) > 0 {
+		if err := p.reply(fd, r, hooks, true, false); err != nil {
+			return err
+		}
 	}
 	if (!r.NeedsMaps || r.MapsAtClone) && meanwhile != nil {
 		meanwhile()
@@ -172,8 +176,8 @@ func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 				unix.Sendmsg(fd, []byte{1}, nil, nil, 0)
 				return fmt.Errorf("write id maps: %w", err)
 			}
-			if err := unix.Sendmsg(fd, []byte{0}, nil, nil, 0); err != nil {
-				return fmt.Errorf("sync with the box: %w", err)
+			if err := p.reply(fd, r, hooks, true, true); err != nil {
+				return err
 			}
 			if meanwhile != nil {
 				meanwhile()
@@ -186,17 +190,6 @@ func (p *Process) serve(r *setup.Result, fd int, hooks Hooks) error {
 			}
 			unix.Close(p.PidFD)
 			p.Pid, p.PidFD = int(msg.Val), pidfd
-		case initproc.MsgWantFD:
-			tfd, err := hooks.MakeTree(int(msg.Val), p.Pid)
-			if err != nil {
-				unix.Sendmsg(fd, []byte{1}, nil, nil, 0)
-				return err
-			}
-			err = unix.Sendmsg(fd, []byte{0}, unix.UnixRights(tfd), nil, 0)
-			unix.Close(tfd)
-			if err != nil {
-				return fmt.Errorf("sync with the box: %w", err)
-			}
 		case initproc.MsgReady:
 			if r.WaitsForStart {
 				return nil // created: the child waits for start
@@ -258,8 +251,44 @@ func (p *Process) goAhead(fd int, r *setup.Result, hooks Hooks, pid int) error {
 		unix.Sendmsg(fd, []byte{1}, nil, nil, 0)
 		return err
 	}
-	if err := unix.Sendmsg(fd, []byte{0}, nil, nil, 0); err != nil {
-		return fmt.Errorf("sync with the box: %w", err)
+	return p.reply(fd, r, hooks, r.MapsAtClone || !r.NeedsMaps, true)
+}
+
+// reply sends the child its go-ahead (a reply of 0) when goOn is set, and,
+// when trees is set, the trees it mounts (rootfs.ParentTrees), in order,
+// each as a reply with its descriptor: the child takes each where it mounts
+// it, without asking (a request would cost a round trip: two wake-ups of a
+// sleeping process). The trees are made first, so that the child, woken
+// once, finds them all: its user namespace is reached through its pid, and
+// a child that forks into a pid namespace goes on in another process, once
+// it has its root tree, and exits.
+func (p *Process) reply(fd int, r *setup.Result, hooks Hooks, trees, goOn bool) error {
+	var fds []int
+	defer func() {
+		for _, t := range fds {
+			unix.Close(t)
+		}
+	}()
+	for i := range r.Trees.Trees {
+		if !trees {
+			break
+		}
+		tfd, err := hooks.MakeTree(i, p.Pid)
+		if err != nil {
+			unix.Sendmsg(fd, []byte{1}, nil, nil, 0)
+			return err
+		}
+		fds = append(fds, tfd)
+	}
+	if goOn {
+		if err := unix.Sendmsg(fd, []byte{0}, nil, nil, 0); err != nil {
+			return fmt.Errorf("sync with the box: %w", err)
+		}
+	}
+	for _, t := range fds {
+		if err := unix.Sendmsg(fd, []byte{0}, unix.UnixRights(t), nil, 0); err != nil {
+			return fmt.Errorf("sync with the box: %w", err)
+		}
 	}
 	return nil
 }

@@ -11,8 +11,10 @@ import (
 )
 
 // ParentTrees collects the trees the parent must make for the child
-// (id-mapped mounts need privileges the child lacks). The child asks for tree
-// i with MsgWantFD(i).
+// (id-mapped mounts need privileges the child lacks). The parent sends them
+// all, in order, as soon as the child's id maps are written, without
+// waiting to be asked (each request would cost a round trip, two wake-ups
+// of a sleeping process); the child receives tree i where it mounts it.
 type ParentTrees struct {
 	Trees []Mount
 }
@@ -41,8 +43,8 @@ func (p *Plan) EmitRoot(b *initproc.Builder, parent *ParentTrees) *Emitter {
 	b.Call("make the mount namespace "+propName(p.Propagation), unix.SYS_MOUNT,
 		initproc.Imm(0), b.Str("/"), initproc.Imm(0), initproc.Imm(unix.MS_REC|p.Propagation), initproc.Imm(0))
 	if p.RootFromParent {
-		e.root = b.Sync("receive the root tree "+p.Root, initproc.MsgWantFD,
-			parent.add(Mount{Kind: Bind, Source: p.Root, Target: "/", Recursive: true, IDMap: p.RootIDMap}), true)
+		parent.add(Mount{Kind: Bind, Source: p.Root, Target: "/", Recursive: true, IDMap: p.RootIDMap})
+		e.root = b.ReceiveFD("receive the root tree " + p.Root)
 	} else {
 		e.root = b.Call("clone the root tree "+p.Root, unix.SYS_OPEN_TREE, initproc.Imm(unix.AT_FDCWD), b.Str(p.Root),
 			initproc.Imm(unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)).Out()
@@ -231,7 +233,8 @@ func (e *Emitter) mount(m Mount) {
 	case Bind:
 		var tree initproc.Reg
 		if m.FromParent {
-			tree = b.Sync("receive the tree of "+m.Source, initproc.MsgWantFD, e.parent.add(m), true)
+			e.parent.add(m)
+			tree = b.ReceiveFD("receive the tree of " + m.Source)
 		} else {
 			flags := uintptr(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
 			if m.Recursive {

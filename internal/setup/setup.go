@@ -108,7 +108,8 @@ type Config struct {
 type Result struct {
 	Program *initproc.Program
 	Clone   initproc.Clone
-	// Trees are made by the parent on request (MsgWantFD).
+	// Trees are made by the parent and sent, in order, once the id maps
+	// are written (see rootfs.ParentTrees).
 	Trees rootfs.ParentTrees
 	// GoAhead: the child's first step waits for the parent, which right
 	// after the clone writes the id maps (MapsAtClone) and places the child
