@@ -213,6 +213,8 @@ func (b *Builder) Program() *Program {
 }
 
 // Str returns an argument pointing at a NUL-terminated copy of s.
+//
+//go:noinline
 func (b *Builder) Str(s string) Arg {
 	buf := make([]byte, len(s)+1)
 	copy(buf, s)
@@ -221,6 +223,8 @@ func (b *Builder) Str(s string) Arg {
 }
 
 // Bytes returns an argument pointing at a copy of data.
+//
+//go:noinline
 func (b *Builder) Bytes(data []byte) Arg {
 	if len(data) == 0 {
 		return Arg{}
@@ -232,12 +236,16 @@ func (b *Builder) Bytes(data []byte) Arg {
 
 // Ptr returns an argument pointing at *v, which the Program keeps alive.
 // v must not contain Go pointers that the kernel would follow.
+//
+//go:noinline
 func Ptr[T any](b *Builder, v *T) Arg {
 	b.p.keep = append(b.p.keep, v)
 	return Arg{v: uintptr(unsafe.Pointer(v))}
 }
 
 // NewReg reserves a register.
+//
+//go:noinline
 func (b *Builder) NewReg() Reg {
 	for i := Reg(1); i < NumRegs; i++ {
 		if b.used&(1<<i) == 0 {
@@ -251,6 +259,11 @@ func (b *Builder) NewReg() Reg {
 // FreeReg releases r without closing what it holds.
 func (b *Builder) FreeReg(r Reg) { b.used &^= 1 << r }
 
+// add appends op. It is not inlined (nor is Call): hundreds of call sites
+// in the planners would each get a copy of the append, making the binary —
+// every page of which a box's start maps — 90 KB larger for no speed.
+//
+//go:noinline
 func (b *Builder) add(op Op) *Op {
 	b.p.ops = append(b.p.ops, op)
 	return &b.p.ops[len(b.p.ops)-1]
@@ -258,6 +271,8 @@ func (b *Builder) add(op Op) *Op {
 
 // Call appends a system call. The returned Step can ask for its result or
 // tolerate an errno.
+//
+//go:noinline
 func (b *Builder) Call(what string, trap uintptr, args ...Arg) Step {
 	if len(args) > 6 {
 		panic("initproc: more than six arguments")
@@ -329,6 +344,8 @@ func (b *Builder) Jump(target int) int {
 func (b *Builder) PatchJump(i, target int) { b.p.ops[i].jump = int32(target) }
 
 // Close appends close(r) and frees the register.
+//
+//go:noinline
 func (b *Builder) Close(r Reg) {
 	b.Call("close fd", unix.SYS_CLOSE, R(r))
 	b.FreeReg(r)
