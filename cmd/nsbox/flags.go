@@ -27,10 +27,15 @@ type flagDef struct {
 	hidden      bool
 }
 
+// newFlagSet and add are not inlined: each verb's flag definitions would get
+// copies (binary size is resident size: a box's start maps every page).
+//
+//go:noinline
 func newFlagSet(verb, usage, about string) *flagSet {
 	return &flagSet{verb: verb, usage: usage, about: about, byKey: map[string]*flagDef{}}
 }
 
+//go:noinline
 func (fs *flagSet) add(d *flagDef) {
 	set := d.set
 	d.set = func(v string) error {

@@ -87,6 +87,9 @@ func HasLimits(r *specs.LinuxResources) bool {
 var everything = &Layout{Hierarchies: []Hierarchy{{Mount: "/sys/fs/cgroup", V2: true,
 	Controllers: []string{"cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"}}}}
 
+// add appends a setting; not inlined at its many call sites (binary size).
+//
+//go:noinline
 func (p *Plan) add(ctrl, file, value, field string) {
 	p.Settings = append(p.Settings, Setting{Controller: ctrl, File: file, Value: value, Field: field})
 }

@@ -76,6 +76,11 @@ type encoder struct{ b []byte }
 
 func align4(n int) int { return (n + 3) &^ 3 }
 
+// attr appends attribute typ holding data. The encoder's methods are not
+// inlined: the rule builders call them at hundreds of places, and each
+// copy would grow the binary, all of which a box's start maps.
+//
+//go:noinline
 func (e *encoder) attr(typ uint16, data []byte) {
 	e.b = binary.NativeEndian.AppendUint16(e.b, uint16(nlattrHdrLen+len(data)))
 	e.b = binary.NativeEndian.AppendUint16(e.b, typ)
@@ -83,6 +88,7 @@ func (e *encoder) attr(typ uint16, data []byte) {
 	e.pad()
 }
 
+//go:noinline
 func (e *encoder) pad() {
 	for len(e.b)%4 != 0 {
 		e.b = append(e.b, 0)
@@ -90,6 +96,8 @@ func (e *encoder) pad() {
 }
 
 // str appends a NUL-terminated string.
+//
+//go:noinline
 func (e *encoder) str(typ uint16, s string) {
 	e.b = binary.NativeEndian.AppendUint16(e.b, uint16(nlattrHdrLen+len(s)+1))
 	e.b = binary.NativeEndian.AppendUint16(e.b, typ)
@@ -98,6 +106,8 @@ func (e *encoder) str(typ uint16, s string) {
 }
 
 // u32 appends a 32-bit integer in network byte order.
+//
+//go:noinline
 func (e *encoder) u32(typ uint16, v uint32) {
 	e.b = binary.NativeEndian.AppendUint16(e.b, nlattrHdrLen+4)
 	e.b = binary.NativeEndian.AppendUint16(e.b, typ)
@@ -105,6 +115,8 @@ func (e *encoder) u32(typ uint16, v uint32) {
 }
 
 // u64 appends a 64-bit integer in network byte order.
+//
+//go:noinline
 func (e *encoder) u64(typ uint16, v uint64) {
 	e.b = binary.NativeEndian.AppendUint16(e.b, nlattrHdrLen+8)
 	e.b = binary.NativeEndian.AppendUint16(e.b, typ)
@@ -112,12 +124,15 @@ func (e *encoder) u64(typ uint16, v uint64) {
 }
 
 // begin starts nested attribute typ; end(begin(typ)) closes it.
+//
+//go:noinline
 func (e *encoder) begin(typ uint16) int {
 	start := len(e.b)
 	e.attr(typ|unix.NLA_F_NESTED, nil)
 	return start
 }
 
+//go:noinline
 func (e *encoder) end(start int) {
 	binary.NativeEndian.PutUint16(e.b[start:], uint16(len(e.b)-start))
 }

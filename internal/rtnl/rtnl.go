@@ -78,6 +78,8 @@ func bytesOf(v any) []byte {
 func align(n int) int { return (n + 3) &^ 3 }
 
 // attr appends attribute typ with data.
+//
+//go:noinline
 func (m *msg) attr(typ uint16, data []byte) {
 	l := unix.SizeofRtAttr + len(data)
 	h := make([]byte, unix.SizeofRtAttr)
