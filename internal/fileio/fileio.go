@@ -18,7 +18,14 @@ func ReadFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	buf := make([]byte, 0, 1024) // most files read here are small
+	// Room for a regular file's size at once (one allocation, not a
+	// doubling series); files of /proc and /sys say 0 and grow from 1 KiB.
+	size := 1024
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size > 0 && st.Size < 1<<20 {
+		size = int(st.Size) + 1 // +1: end of file is seen without growing
+	}
+	buf := make([]byte, 0, size)
 	for {
 		if len(buf) == cap(buf) {
 			if cap(buf) >= 1<<20 {

@@ -198,10 +198,10 @@ func (b *Builder) Flush() {
 func NewBuilder(syncFD int) *Builder {
 	return &Builder{
 		p: &Program{syncFD: syncFD, recv: newRecvArea(), send: newSendArea(),
-			// Room for a usual box's steps at once: growing by appending
-			// would leave every smaller copy behind, in memory the fork
-			// then copies too.
-			ops: make([]Op, 0, 512)},
+			// Room for a usual box's steps at once (a run box has about
+			// 450, an OCI box 600): growing by appending would leave every
+			// smaller copy behind. Room not written to costs no memory.
+			ops: make([]Op, 0, 1024)},
 		used: 1, // register 0 means "none"
 	}
 }
