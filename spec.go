@@ -423,7 +423,7 @@ func ParseProcess(b []byte) (*specs.Process, error) {
 // maps the caller to root, and no network namespace setup that needs
 // privileges.
 func TemplateSpec(rootless bool) *specs.Spec {
-	caps := []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
+	set := slices.Clone(caps.Template)
 	s := &specs.Spec{
 		Version: specs.Version,
 		Process: &specs.Process{
@@ -431,7 +431,7 @@ func TemplateSpec(rootless bool) *specs.Spec {
 			Args:            []string{"sh"},
 			Env:             []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"},
 			Cwd:             "/",
-			Capabilities:    &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
+			Capabilities:    &specs.LinuxCapabilities{Bounding: set, Effective: set, Permitted: set},
 			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}},
 			NoNewPrivileges: true,
 		},

@@ -36,6 +36,10 @@ var Default = []string{
 	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 }
 
+// Template is the capability set of the config.json runc spec writes (and
+// nsbox spec): fewer than Default.
+var Template = []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
+
 // Parse returns the number of capability name ("CAP_SYS_ADMIN" or
 // "sys_admin", any case).
 func Parse(name string) (int, error) {

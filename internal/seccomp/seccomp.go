@@ -150,8 +150,18 @@ type rule struct {
 	act   action
 }
 
-// Compile builds the filter of cfg for this machine.
+// Compile builds the filter of cfg for this machine: a precompiled one when
+// cfg is the default profile of a capability set nsbox gives boxes itself
+// (see Precompiled).
 func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
+	if f, ok := Precompiled(cfg); ok {
+		return f, nil
+	}
+	return CompileAnew(cfg)
+}
+
+// CompileAnew builds the filter of cfg, never taking a precompiled one.
+func CompileAnew(cfg *specs.LinuxSeccomp) (*Filter, error) {
 	if cfg == nil {
 		return nil, errors.New("no seccomp configuration")
 	}
