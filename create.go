@@ -411,6 +411,12 @@ func (c *creation) boxHooks(kind string, pid int, state []byte) error {
 
 // makeCgroup creates the box's cgroup: linux.cgroupsPath, or /nsbox/ID.
 func (c *creation) makeCgroup(mode CgroupMode) error {
+	ownUsers := c.ns.Is(specs.UserNamespace, namespaces.New) || c.ns.Is(specs.UserNamespace, namespaces.Join)
+	if mode == CgroupWhenCheap && ownUsers && (c.s.Linux == nil || c.s.Linux.Resources == nil) && cgroups.TmpfsRoot() {
+		// Known without reading the layout: a v1 or hybrid host, no
+		// limits, no device rules of the box's own (see below).
+		return nil
+	}
 	layout, err := cgroups.Detect()
 	if err != nil {
 		return err
@@ -432,7 +438,6 @@ func (c *creation) makeCgroup(mode CgroupMode) error {
 	// set). Without rules of its own it gets runc's: none but the usual
 	// devices. (In a user namespace of its own, the kernel lets no device
 	// node be made.)
-	ownUsers := c.ns.Is(specs.UserNamespace, namespaces.New) || c.ns.Is(specs.UserNamespace, namespaces.Join)
 	if plan.Devices == nil && !ownUsers {
 		deny := []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
 		plan.Devices = cgroups.DeviceRules(deny, c.s.Linux.Devices)

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nsbox/nsbox/internal/fileio"
 )
 
@@ -83,6 +85,14 @@ func (l *Layout) Find(c string) *Hierarchy {
 		return v2
 	}
 	return nil
+}
+
+// TmpfsRoot reports whether /sys/fs/cgroup is a tmpfs: the layout of a v1 or
+// hybrid host (v1 hierarchies, and maybe a v2 one, mounted beneath it),
+// known from one statfs instead of Detect's reading of the mount table.
+func TmpfsRoot() bool {
+	var fs unix.Statfs_t
+	return unix.Statfs("/sys/fs/cgroup", &fs) == nil && fs.Type == unix.TMPFS_MAGIC
 }
 
 // Detect reads the host's layout.

@@ -3,6 +3,7 @@ package userns
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -77,12 +78,16 @@ func (a *Allocator) Allocate(boxID string) (Range, error) {
 	if err := os.MkdirAll(a.Dir, 0o700); err != nil {
 		return Range{}, fmt.Errorf("id range store: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(a.Dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	// Plain system calls, not os.File: the first regular file os opens
+	// sets up the runtime's poller, a dozen calls on the path that starts
+	// a box.
+	lockPath := filepath.Join(a.Dir, ".lock")
+	lock, err := unix.Open(lockPath, unix.O_CREAT|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return Range{}, fmt.Errorf("id range store: %w", err)
+		return Range{}, fmt.Errorf("id range store: %w", &fs.PathError{Op: "open", Path: lockPath, Err: err})
 	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+	defer unix.Close(lock)
+	if err := unix.Flock(lock, unix.LOCK_EX); err != nil {
 		return Range{}, fmt.Errorf("lock id range store: %w", err)
 	}
 	for start := uint64(a.Pool.Start); start+AutoSize <= a.Pool.End(); start += AutoSize {
@@ -91,24 +96,22 @@ func (a *Allocator) Allocate(boxID string) (Range, error) {
 			continue
 		}
 		path := filepath.Join(a.Dir, strconv.FormatUint(start, 10))
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if errors.Is(err, os.ErrExist) {
+		reserve := func() error {
+			return fileio.Write(path, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY, 0o600, []byte(boxID))
+		}
+		err := reserve()
+		if errors.Is(err, fs.ErrExist) {
 			holder, _ := fileio.ReadFile(path)
 			if a.Alive != nil && !a.Alive(strings.TrimSpace(string(holder))) {
 				os.Remove(path)
-				f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+				err = reserve()
 			}
 		}
-		if errors.Is(err, os.ErrExist) {
+		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {
-			return Range{}, fmt.Errorf("reserve ids %d-%d: %w", r.Start, r.End()-1, err)
-		}
-		_, err = f.WriteString(boxID)
-		f.Close()
-		if err != nil {
-			os.Remove(path)
+			os.Remove(path) // created, but not written
 			return Range{}, fmt.Errorf("reserve ids %d-%d: %w", r.Start, r.End()-1, err)
 		}
 		return r, nil
