@@ -75,6 +75,7 @@ func init() {
 }
 
 func main() {
+	growStack()
 	os.Exit(mainArgs(os.Args[1:]))
 }
 
