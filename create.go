@@ -55,9 +55,7 @@ type creation struct {
 	landlock *state.Landlock
 	lockFD   int         // holds the box's lock while it is created
 	net      *boxNetwork // its bridge network, if any
-	// cgroupReady waits until the box's cgroup is made (or failed).
-	cgroupReady func() error
-	undo        []func()
+	undo     []func()
 	// pending is what the box holds before it has a state (savePending).
 	pending   state.State
 	pendingMu sync.Mutex
@@ -283,11 +281,6 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 	if tf != nil {
 		defer tf.Close()
 	}
-	if c.cgroupReady != nil {
-		if err := c.cgroupReady(); err != nil {
-			return nil, err
-		}
-	}
 	if c.cgfd >= 0 {
 		r.Clone.Flags |= unix.CLONE_INTO_CGROUP
 		r.Clone.CgroupFD = c.cgfd
@@ -452,37 +445,26 @@ func (c *creation) makeCgroup(mode CgroupMode) error {
 	if c.cgroup, err = cgroups.Resolve(layout, path); err != nil {
 		return fmt.Errorf("linux.cgroupsPath: %w", err)
 	}
-	// The directories are made while the rest of the box is planned (the
-	// kernel's cgroup work and the planning take about as long); launch
-	// waits for them before the clone.
-	done := make(chan error, 1)
-	go func() {
-		err := c.savePending(func(st *state.State) { st.CgroupPath, st.CgroupPaths = c.cgroup.Path, c.cgroup.Paths })
-		if err == nil {
-			err = c.cgroup.Create(plan)
-		}
-		if err == nil {
-			err = c.cgroup.Set(plan)
-		}
-		done <- err
-	}()
-	var cgErr error
-	c.cgroupReady = sync.OnceValue(func() error {
-		if cgErr = <-done; cgErr != nil {
-			return cgErr
-		}
-		for _, w := range plan.Warnings {
-			c.rt.warn(errors.New(w))
-		}
-		var err error
-		c.cgfd, err = c.cgroup.OpenV2()
+	// Recorded first (pending.json: a later command cleans up after a
+	// killed nsbox), then made. (They used to be made in a goroutine while
+	// the rest was planned: its thread and stack cost more than the
+	// overlap won — 5% of an OCI run, and 0.4 MB of peak RSS.)
+	c.undo = append(c.undo, func() { c.cgroup.Destroy() })
+	err = c.savePending(func(st *state.State) { st.CgroupPath, st.CgroupPaths = c.cgroup.Path, c.cgroup.Paths })
+	if err == nil {
+		err = c.cgroup.Create(plan)
+	}
+	if err == nil {
+		err = c.cgroup.Set(plan)
+	}
+	if err != nil {
 		return err
-	})
-	c.undo = append(c.undo, func() {
-		c.cgroupReady()
-		c.cgroup.Destroy()
-	})
-	return nil
+	}
+	for _, w := range plan.Warnings {
+		c.rt.warn(errors.New(w))
+	}
+	c.cgfd, err = c.cgroup.OpenV2()
+	return err
 }
 
 // cgroupView describes the box's cgroup hierarchies for its /sys/fs/cgroup.
