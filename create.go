@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/internal/cgroups"
+	"github.com/nsbox/nsbox/internal/initproc"
 	"github.com/nsbox/nsbox/internal/namespaces"
 	"github.com/nsbox/nsbox/internal/process"
 	"github.com/nsbox/nsbox/internal/rootfs"
@@ -206,8 +207,13 @@ func (c *creation) prepare(waitForStart bool) error {
 	}
 	c.fs, err = rootfs.PlanFor(s, rootfs.Context{
 
-		UserNS:     !c.ns.Is(specs.UserNamespace, namespaces.Share) || os.Geteuid() != 0,
-		OwnPID:     c.ns.Is(specs.PIDNamespace, namespaces.New),
+		UserNS: !c.ns.Is(specs.UserNamespace, namespaces.Share) || os.Geteuid() != 0,
+		OwnPID: c.ns.Is(specs.PIDNamespace, namespaces.New),
+		// As root, a joined pid namespace's own proc, made before the
+		// box's user namespace (unprivileged, the helper could not mount
+		// it in the caller's mount namespace: the host's is shown).
+		JoinedPIDProc: c.ns.Is(specs.PIDNamespace, namespaces.Join) && c.ns.Is(specs.UserNamespace, namespaces.New) &&
+			os.Geteuid() == 0 && initproc.CanForkHelper,
 		OwnNet:     c.ns.Is(specs.NetworkNamespace, namespaces.New),
 		HostNet:    c.ns.Is(specs.NetworkNamespace, namespaces.Share),
 		OwnIPC:     c.ns.Is(specs.IPCNamespace, namespaces.New),

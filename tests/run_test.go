@@ -139,6 +139,34 @@ func TestJoinUserAndMountNamespacesOfABox(t *testing.T) {
 	}
 }
 
+// TestJoinPIDNamespaceOfABox: a box with its own user namespace that joins
+// another box's pid namespace sees that namespace's processes in its /proc —
+// the first box's sleep, itself — and not the host's (its user namespace
+// cannot mount a proc for a pid namespace it does not own: one is made for
+// it before that user namespace exists).
+func TestJoinPIDNamespaceOfABox(t *testing.T) {
+	requireRoot(t)
+	watchLeftovers(t)
+	_, pid := background(t, opts{}, "exec sleep 61")
+	target, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	out := inBox(t, opts{}, "readlink /proc/self/ns/pid; for p in /proc/[0-9]*; do echo \"$(cat $p/cmdline | tr '\\0' ' ')\"; done; grep ' /proc ' /proc/self/mountinfo",
+		"--ns", fmt.Sprintf("pid=/proc/%d/ns/pid", pid))
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if lines[0] != target {
+		t.Fatalf("joined pid namespace %q, the box's is %s", lines[0], target)
+	}
+	if !strings.Contains(out, "sleep 61") {
+		t.Errorf("the first box's process is not in /proc:\n%s", out)
+	}
+	host, _ := os.ReadFile("/proc/1/cmdline")
+	if first := strings.TrimRight(strings.ReplaceAll(string(host), "\x00", " "), " "); strings.Contains(out, first) {
+		t.Errorf("the host's PID 1 (%s) is in the box's /proc:\n%s", first, out)
+	}
+	if !strings.Contains(out, "nosuid,nodev,noexec") {
+		t.Errorf("/proc not nosuid,nodev,noexec:\n%s", out)
+	}
+}
+
 func TestHostnameAndDomainname(t *testing.T) {
 	requireRoot(t)
 	host, _ := os.Hostname()

@@ -35,18 +35,19 @@ const NumRegs = 32
 type kind uint8
 
 const (
-	kindSyscall  kind = iota // a raw system call
-	kindSync                 // send a message, wait for the parent's reply (maybe an fd)
-	kindSend                 // send a message, maybe with an fd, without waiting
-	kindForkPID1             // clone(CLONE_PARENT): the new process goes on, this one reports its pid and exits
-	kindForkInit             // fork: the child goes on, the parent jumps to the init steps
-	kindInitLoop             // reap children and forward signals until the command exits
-	kindExec                 // execve the first candidate path that exists
-	kindExit                 // exit_group with a code
-	kindJump                 // continue at step jump
-	kindStore                // write a register's value into memory the parent laid out
-	kindExpect               // fail unless a word in memory, masked, has a value
-	kindCopy                 // copy bytes within the process's memory
+	kindSyscall    kind = iota // a raw system call
+	kindSync                   // send a message, wait for the parent's reply (maybe an fd)
+	kindSend                   // send a message, maybe with an fd, without waiting
+	kindForkPID1               // clone(CLONE_PARENT): the new process goes on, this one reports its pid and exits
+	kindForkInit               // fork: the child goes on, the parent jumps to the init steps
+	kindForkHelper             // vfork a helper sharing memory and files: it runs the steps up to its exit, the parent then goes on after them
+	kindInitLoop               // reap children and forward signals until the command exits
+	kindExec                   // execve the first candidate path that exists
+	kindExit                   // exit_group with a code
+	kindJump                   // continue at step jump
+	kindStore                  // write a register's value into memory the parent laid out
+	kindExpect                 // fail unless a word in memory, masked, has a value
+	kindCopy                   // copy bytes within the process's memory
 )
 
 // Op is one step of a Program.
@@ -95,9 +96,12 @@ type Program struct {
 	// shares (and overwrites) the interpreter's locals until it execs.
 	initStart int
 	initOut   Reg
-	keep      []any // memory that arguments point into
-	recv      *recvArea
-	send      *sendArea
+	// Where the process that forked a helper (ForkHelper) goes on once the
+	// helper has exited: kept here for the same reason.
+	helperResume int
+	keep         []any // memory that arguments point into
+	recv         *recvArea
+	send         *sendArea
 }
 
 // Len returns the number of steps.
@@ -138,6 +142,8 @@ func (k kind) String() string {
 		return "fork-pid1"
 	case kindForkInit:
 		return "fork-init"
+	case kindForkHelper:
+		return "fork-helper"
 	case kindInitLoop:
 		return "init-loop"
 	case kindExec:
@@ -487,6 +493,37 @@ func (b *Builder) ForkInit(what string) (pid Reg, step int) {
 	return pid, len(b.p.ops) - 1
 }
 
+// CanForkHelper: ForkHelper works on this architecture (it needs the
+// stack-safe vfork of vfork_$GOARCH.s).
+const CanForkHelper = shareMemoryOnFork
+
+// ForkHelper starts a helper process that shares this one's memory and
+// descriptors (CLONE_VM|CLONE_VFORK|CLONE_FILES) and runs the steps that
+// follow, up to EndHelper; this process waits for it to exit, then goes on
+// after those steps. What the helper's calls put in registers, and the
+// descriptors it opens, are this process's too. For work that needs the
+// helper to be a new process — one born into the pid namespace that
+// setns(CLONE_NEWPID) chose for children — while this one keeps its place.
+// A step of the helper that fails reports itself, and this process then
+// exits quietly. One helper per program.
+func (b *Builder) ForkHelper(what string) {
+	b.Flush()
+	if b.p.helperResume != 0 || !CanForkHelper {
+		panic("initproc: one ForkHelper per program, on an architecture that can")
+	}
+	b.add(Op{kind: kindForkHelper, what: what})
+	b.p.helperResume = -1 // until EndHelper
+}
+
+// EndHelper ends the helper's steps (it exits with status 0).
+func (b *Builder) EndHelper() {
+	if b.p.helperResume != -1 {
+		panic("initproc: EndHelper without ForkHelper")
+	}
+	b.Exit(0)
+	b.p.helperResume = len(b.p.ops)
+}
+
 // SetInitStart sets where the init branch of the fork at step continues.
 func (b *Builder) SetInitStart(step, target int) {
 	b.p.ops[step].args[0] = uintptr(target)
@@ -581,6 +618,9 @@ func (p *Program) Validate() error {
 		}
 		if op.kind == kindForkInit && (op.args[0] <= uintptr(i) || op.args[0] >= uintptr(len(p.ops))) {
 			return fmt.Errorf("step %d (%s): init start %d out of range", i, op.what, op.args[0])
+		}
+		if op.kind == kindForkHelper && (p.helperResume <= i || p.helperResume >= len(p.ops)) {
+			return fmt.Errorf("step %d (%s): the helper's steps do not end before the program does", i, op.what)
 		}
 	}
 	return nil

@@ -289,3 +289,37 @@ func TestExpectChecksMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestForkHelper: the helper's registers and descriptors are the forking
+// process's once it has exited, which then goes on after the helper's
+// steps; a failing step of the helper is reported as its own, and the
+// process stops there.
+func TestForkHelper(t *testing.T) {
+	if !CanForkHelper {
+		t.Skip("no ForkHelper on this architecture")
+	}
+	msgs, st := runProgram(t, 0, func(b *Builder) {
+		pid, null := b.NewReg(), b.NewReg()
+		b.ForkHelper("helper")
+		b.Call("helper's pid", unix.SYS_GETPID).OutTo(pid)
+		b.Call("open /dev/null", unix.SYS_OPENAT, Imm(unix.AT_FDCWD), b.Str("/dev/null"), Imm(unix.O_RDONLY)).OutTo(null)
+		b.EndHelper()
+		b.Send("the helper's pid", MsgReady, pid, 0)
+		b.Call("the helper's descriptor is ours", unix.SYS_FCNTL, R(null), Imm(unix.F_GETFD))
+		b.Exit(7)
+	})
+	if st.ExitStatus() != 7 || len(msgs) != 1 || msgs[0].Kind != MsgReady || msgs[0].Val <= 0 {
+		t.Fatalf("status %v, messages %+v: want 7 and the helper's pid", st, msgs)
+	}
+	var failing int
+	msgs, st = runProgram(t, 0, func(b *Builder) {
+		b.ForkHelper("helper")
+		failing = b.Call("fails in the helper", unix.SYS_CLOSE, Imm(9999)).Index()
+		b.EndHelper()
+		b.Send("never sent", MsgReady, 0, 0)
+		b.Exit(0)
+	})
+	if st.ExitStatus() != ExitChildFailed || len(msgs) != 1 || msgs[0].Kind != MsgError || int(msgs[0].Op) != failing || msgs[0].Errno != int32(unix.EBADF) {
+		t.Fatalf("status %v, messages %+v: want %d and the helper's step %d failing with EBADF", st, msgs, ExitChildFailed, failing)
+	}
+}

@@ -244,6 +244,31 @@ func start(p *Program, args *cloneArgs) (pid uintptr, errno unix.Errno) {
 				continue
 			}
 
+		case kindForkHelper:
+			// As ForkInit: the helper runs on this stack, over the
+			// locals, until it exits; then only p and the call's result
+			// are trusted. Its registers and descriptors stay.
+			r1, errv = rawVfork(unix.CLONE_VM|unix.CLONE_VFORK|unix.CLONE_FILES|uintptr(unix.SIGCHLD), nil)
+			if errv != 0 {
+				err1 = unix.Errno(errv)
+				goto fail
+			}
+			if r1 != 0 {
+				status = 0
+				for {
+					_, _, err1 = syscall.RawSyscall6(unix.SYS_WAIT4, r1, uintptr(unsafe.Pointer(&status)), 0, 0, 0, 0)
+					if err1 != unix.EINTR {
+						break
+					}
+				}
+				if err1 != 0 || status != 0 {
+					// The helper reported its failing step.
+					syscall.RawSyscall(unix.SYS_EXIT_GROUP, ExitChildFailed, 0, 0)
+				}
+				i = p.helperResume - 1
+				continue
+			}
+
 		case kindInitLoop:
 			cmd, sfd = a[0], a[1]
 			for {

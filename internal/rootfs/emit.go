@@ -29,6 +29,8 @@ type Emitter struct {
 	b      *initproc.Builder
 	root   initproc.Reg
 	parent *ParentTrees
+	// ProcTree holds the detached proc of a Mount with FromHelper.
+	ProcTree initproc.Reg
 }
 
 // EmitRoot appends the first steps: the mount namespace made private, and
@@ -232,7 +234,12 @@ func (e *Emitter) mount(m Mount) {
 		}
 	case Bind:
 		var tree initproc.Reg
-		if m.FromParent {
+		if m.FromHelper {
+			if e.ProcTree == 0 {
+				panic("rootfs: a proc from the helper, but no helper made one")
+			}
+			tree = e.ProcTree
+		} else if m.FromParent {
 			e.parent.add(m)
 			tree = b.ReceiveFD("receive the tree of " + m.Source)
 		} else {

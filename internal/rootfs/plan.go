@@ -30,6 +30,11 @@ type Context struct {
 	TTYGroup bool
 	// Terminal: the box gets a terminal, so /dev/console is made.
 	Terminal bool
+	// JoinedPIDProc: the box joins a pid namespace its user namespace does
+	// not own, and its first process, while it still has the caller's
+	// privileges, makes a proc of that namespace (setup's helper); the
+	// box's /proc is that mount. Otherwise such a box shows the host's.
+	JoinedPIDProc bool
 	// HostMqueue: the host has /dev/mqueue, to show a box that shares the
 	// host's IPC namespace from a user namespace (it cannot mount its own).
 	HostMqueue bool
@@ -85,6 +90,9 @@ type Mount struct {
 	File      bool // the source is not a directory
 	// Made by the parent (id-mapped): the child receives the detached tree.
 	FromParent bool
+	// FromHelper: the detached tree is the proc that the child's helper
+	// made for the pid namespace it joins (Context.JoinedPIDProc).
+	FromHelper bool
 	IDMap      *IDMap
 	// For both: propagation to set afterwards.
 	Propagation   uintptr
@@ -331,9 +339,12 @@ func planMount(m specs.Mount, ctx Context) (Mount, error) {
 	bind := o.Bind || m.Type == "bind"
 	switch {
 	case bind:
-	case m.Type == "proc" && ctx.UserNS && !ctx.OwnPID:
+	case m.Type == "proc" && ctx.UserNS && !ctx.OwnPID && ctx.JoinedPIDProc:
 		// proc of a pid namespace the box does not own cannot be mounted
-		// from its user namespace: show the host's.
+		// from its user namespace: the one made before it (FromHelper).
+		bind, mt.FromHelper, mt.Source = true, true, "/proc"
+	case m.Type == "proc" && ctx.UserNS && !ctx.OwnPID:
+		// Nor can it for the host's pid namespace: show the host's.
 		bind, o.Recursive, mt.Source = true, true, "/proc"
 	case m.Type == "sysfs" && (ctx.UserNS && !ctx.OwnNet || ctx.HostNet):
 		// sysfs shows a network namespace's devices: one the box does not
@@ -460,6 +471,10 @@ func dropOption(data []string, prefix string) []string {
 
 // Describe says in words what mount m does, for messages.
 func (m Mount) Describe() string {
+	switch {
+	case m.FromHelper:
+		return "mount the joined pid namespace's proc on " + m.Target
+	}
 	switch m.Kind {
 	case Bind:
 		return fmt.Sprintf("bind %s on %s", m.Source, m.Target)
@@ -469,4 +484,15 @@ func (m Mount) Describe() string {
 		return fmt.Sprintf("make %s read-only", m.Target)
 	}
 	return fmt.Sprintf("mount %s on %s", m.FSType, m.Target)
+}
+
+// ProcFromHelper reports whether a mount of the plan is the proc that the
+// first process's helper makes (Mount.FromHelper).
+func (p *Plan) ProcFromHelper() bool {
+	for _, m := range p.Mounts {
+		if m.FromHelper {
+			return true
+		}
+	}
+	return false
 }

@@ -113,6 +113,24 @@ func TestPlanSharedNamespacesInAUserNamespace(t *testing.T) {
 	if m := byTarget["/dev/pts"]; strings.Contains(m.Data, "gid=5") {
 		t.Errorf("devpts keeps gid=5 although group 5 is not mapped: %q", m.Data)
 	}
+	if p.ProcFromHelper() {
+		t.Errorf("a proc from the helper for the host's pid namespace")
+	}
+
+	// Joining another pid namespace: the proc the helper makes for it,
+	// nothing of the host's.
+	p, err = PlanFor(defaultSpec(), Context{UserNS: true, JoinedPIDProc: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range p.Mounts {
+		if m.Target == "/proc" && (m.Kind != Bind || !m.FromHelper || m.FromParent || m.Recursive) {
+			t.Errorf("/proc of a joined pid namespace: %+v", m)
+		}
+	}
+	if !p.ProcFromHelper() {
+		t.Errorf("no proc from the helper for a joined pid namespace")
+	}
 }
 
 func TestPlanHostRoot(t *testing.T) {

@@ -170,6 +170,7 @@ func Build(c Config) (*Result, error) {
 	for _, fd := range c.CloseFDs {
 		b.Call("close a descriptor of the parent's", unix.SYS_CLOSE, imm(uintptr(fd)))
 	}
+	var procTree initproc.Reg // the proc of a joined pid namespace (rootfs Mount.FromHelper)
 	mapsAtClone := len(joins) == 0 && newUser
 	r.GoAhead = c.Placement || c.ParentNetwork || mapsAtClone
 	cgroupNS := func() {
@@ -216,6 +217,9 @@ func Build(c Config) (*Result, error) {
 		if c.JoinPidFD > 0 {
 			b.Call(fmt.Sprintf("join the namespaces of the target process (%#x)", all), unix.SYS_SETNS, imm(uintptr(c.JoinPidFD)), imm(uintptr(all)))
 		}
+		if c.FS != nil && c.FS.ProcFromHelper() {
+			procTree = joinedPIDProc(b)
+		}
 
 		if newUser {
 			b.Call("create a user namespace", unix.SYS_UNSHARE, imm(unix.CLONE_NEWUSER))
@@ -243,6 +247,7 @@ func Build(c Config) (*Result, error) {
 	if c.FS != nil {
 		c.FS.HookSync = c.CreateHooks
 		fsEmit = c.FS.EmitRoot(b, &r.Trees)
+		fsEmit.ProcTree = procTree
 	}
 	// Only now switch to the user namespace's root: changing ids makes the
 	// process undumpable, and its /proc files (timens_offsets above) would
@@ -741,4 +746,21 @@ func checkSysctls(s *specs.Spec, ns namespaces.Plan) error {
 		}
 	}
 	return nil
+}
+
+// joinedPIDProc makes a proc of the pid namespace this process joined (which
+// only its children enter), for a box whose own user namespace does not own
+// it and so could not mount one: a helper born into that namespace makes it
+// with the caller's privileges, before the box's user namespace exists. It
+// returns the register holding the detached mount.
+func joinedPIDProc(b *initproc.Builder) initproc.Reg {
+	tree := b.NewReg()
+	b.ForkHelper("fork a helper into the joined pid namespace, to make its proc")
+	fsfd := b.Call("open a proc filesystem for the joined pid namespace", unix.SYS_FSOPEN, b.Str("proc"), initproc.Imm(unix.FSOPEN_CLOEXEC)).Out()
+	b.Call("create the proc filesystem of the joined pid namespace", unix.SYS_FSCONFIG, initproc.R(fsfd), initproc.Imm(unix.FSCONFIG_CMD_CREATE), initproc.Imm(0), initproc.Imm(0), initproc.Imm(0))
+	b.Call("mount the proc filesystem of the joined pid namespace", unix.SYS_FSMOUNT, initproc.R(fsfd), initproc.Imm(unix.FSMOUNT_CLOEXEC),
+		initproc.Imm(unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)).OutTo(tree)
+	b.Close(fsfd)
+	b.EndHelper()
+	return tree
 }
