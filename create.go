@@ -214,6 +214,8 @@ func (c *creation) prepare(waitForStart bool) error {
 		// it in the caller's mount namespace: the host's is shown).
 		JoinedPIDProc: c.ns.Is(specs.PIDNamespace, namespaces.Join) && c.ns.Is(specs.UserNamespace, namespaces.New) &&
 			os.Geteuid() == 0 && initproc.CanForkHelper,
+		JoinedNetSys: c.ns.Is(specs.NetworkNamespace, namespaces.Join) && c.ns.Is(specs.UserNamespace, namespaces.New) &&
+			os.Geteuid() == 0,
 		OwnNet:     c.ns.Is(specs.NetworkNamespace, namespaces.New),
 		HostNet:    c.ns.Is(specs.NetworkNamespace, namespaces.Share),
 		OwnIPC:     c.ns.Is(specs.IPCNamespace, namespaces.New),

@@ -62,7 +62,7 @@ func parentMakesTrees(fs *rootfs.Plan, idmapRoot bool, ids idDecision) {
 		fs.RootIDMap = &rootfs.IDMap{UIDs: ids.uids, GIDs: ids.gids, BestEffort: true}
 	}
 	for i := range fs.Mounts {
-		if fs.Mounts[i].Kind == rootfs.Bind && !fs.Mounts[i].FromHelper {
+		if fs.Mounts[i].Kind == rootfs.Bind && fs.Mounts[i].Premade == "" {
 			fs.Mounts[i].FromParent = true
 		}
 	}

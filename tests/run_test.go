@@ -141,13 +141,22 @@ func TestJoinUserAndMountNamespacesOfABox(t *testing.T) {
 
 // TestJoinPIDNamespaceOfABox: a box with its own user namespace that joins
 // another box's pid namespace sees that namespace's processes in its /proc —
-// the first box's sleep, itself — and not the host's (its user namespace
-// cannot mount a proc for a pid namespace it does not own: one is made for
-// it before that user namespace exists).
+// the first box's sleep, itself — and not the host's; joining its network
+// namespace, its /sys shows that namespace's devices (lo), not the host's.
+// (Its user namespace cannot mount a proc or sysfs for namespaces it does
+// not own: they are made before that user namespace exists.)
 func TestJoinPIDNamespaceOfABox(t *testing.T) {
 	requireRoot(t)
 	watchLeftovers(t)
-	_, pid := background(t, opts{}, "exec sleep 61")
+	id, pid := background(t, opts{}, "exec sleep 61")
+	hostDevs, _ := os.ReadDir("/sys/class/net")
+	if len(hostDevs) < 2 {
+		t.Fatalf("the host has %d network devices: the test needs more than lo", len(hostDevs))
+	}
+	devs := inBox(t, opts{}, "ls /sys/class/net; grep ' /sys ' /proc/self/mountinfo", "--net=container:"+id)
+	if !strings.HasPrefix(devs, "lo\n") || !strings.Contains(devs, " /sys ro,") {
+		t.Errorf("/sys of a box in another box's network namespace:\n%s", devs)
+	}
 	target, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
 	out := inBox(t, opts{}, "readlink /proc/self/ns/pid; for p in /proc/[0-9]*; do echo \"$(cat $p/cmdline | tr '\\0' ' ')\"; done; grep ' /proc ' /proc/self/mountinfo",
 		"--ns", fmt.Sprintf("pid=/proc/%d/ns/pid", pid))

@@ -29,8 +29,9 @@ type Emitter struct {
 	b      *initproc.Builder
 	root   initproc.Reg
 	parent *ParentTrees
-	// ProcTree holds the detached proc of a Mount with FromHelper.
-	ProcTree initproc.Reg
+	// Premade holds the detached filesystems of the Mounts with Premade,
+	// by type.
+	Premade map[string]initproc.Reg
 }
 
 // EmitRoot appends the first steps: the mount namespace made private, and
@@ -234,11 +235,10 @@ func (e *Emitter) mount(m Mount) {
 		}
 	case Bind:
 		var tree initproc.Reg
-		if m.FromHelper {
-			if e.ProcTree == 0 {
-				panic("rootfs: a proc from the helper, but no helper made one")
+		if m.Premade != "" {
+			if tree = e.Premade[m.Premade]; tree == 0 {
+				panic("rootfs: no " + m.Premade + " was made for " + m.Target)
 			}
-			tree = e.ProcTree
 		} else if m.FromParent {
 			e.parent.add(m)
 			tree = b.ReceiveFD("receive the tree of " + m.Source)

@@ -30,11 +30,12 @@ type Context struct {
 	TTYGroup bool
 	// Terminal: the box gets a terminal, so /dev/console is made.
 	Terminal bool
-	// JoinedPIDProc: the box joins a pid namespace its user namespace does
-	// not own, and its first process, while it still has the caller's
-	// privileges, makes a proc of that namespace (setup's helper); the
-	// box's /proc is that mount. Otherwise such a box shows the host's.
-	JoinedPIDProc bool
+	// JoinedPIDProc, JoinedNetSys: the box joins a pid (network)
+	// namespace its user namespace does not own, and its first process,
+	// while it still has the caller's privileges, makes a proc (sysfs) of
+	// that namespace (Mount.Premade); the box's /proc (/sys) is that
+	// mount. Otherwise such a box shows the host's.
+	JoinedPIDProc, JoinedNetSys bool
 	// HostMqueue: the host has /dev/mqueue, to show a box that shares the
 	// host's IPC namespace from a user namespace (it cannot mount its own).
 	HostMqueue bool
@@ -90,10 +91,11 @@ type Mount struct {
 	File      bool // the source is not a directory
 	// Made by the parent (id-mapped): the child receives the detached tree.
 	FromParent bool
-	// FromHelper: the detached tree is the proc that the child's helper
-	// made for the pid namespace it joins (Context.JoinedPIDProc).
-	FromHelper bool
-	IDMap      *IDMap
+	// Premade: the detached tree is the filesystem of this type ("proc"
+	// or "sysfs") that the first process made for the namespace it joins
+	// (Context.JoinedPIDProc, JoinedNetSys).
+	Premade string
+	IDMap   *IDMap
 	// For both: propagation to set afterwards.
 	Propagation   uintptr
 	RecursiveProp bool
@@ -341,11 +343,15 @@ func planMount(m specs.Mount, ctx Context) (Mount, error) {
 	case bind:
 	case m.Type == "proc" && ctx.UserNS && !ctx.OwnPID && ctx.JoinedPIDProc:
 		// proc of a pid namespace the box does not own cannot be mounted
-		// from its user namespace: the one made before it (FromHelper).
-		bind, mt.FromHelper, mt.Source = true, true, "/proc"
+		// from its user namespace: the one made before it (Premade).
+		bind, mt.Premade, mt.Source = true, "proc", "/proc"
 	case m.Type == "proc" && ctx.UserNS && !ctx.OwnPID:
 		// Nor can it for the host's pid namespace: show the host's.
 		bind, o.Recursive, mt.Source = true, true, "/proc"
+	case m.Type == "sysfs" && ctx.UserNS && !ctx.OwnNet && !ctx.HostNet && ctx.JoinedNetSys:
+		// The sysfs of the network namespace it joins, made before its
+		// user namespace (Premade).
+		bind, mt.Premade, mt.Source = true, "sysfs", "/sys"
 	case m.Type == "sysfs" && (ctx.UserNS && !ctx.OwnNet || ctx.HostNet):
 		// sysfs shows a network namespace's devices: one the box does not
 		// own cannot be mounted from its user namespace, and the host's is
@@ -472,8 +478,8 @@ func dropOption(data []string, prefix string) []string {
 // Describe says in words what mount m does, for messages.
 func (m Mount) Describe() string {
 	switch {
-	case m.FromHelper:
-		return "mount the joined pid namespace's proc on " + m.Target
+	case m.Premade != "":
+		return "mount the joined namespace's " + m.Premade + " on " + m.Target
 	}
 	switch m.Kind {
 	case Bind:
@@ -486,11 +492,11 @@ func (m Mount) Describe() string {
 	return fmt.Sprintf("mount %s on %s", m.FSType, m.Target)
 }
 
-// ProcFromHelper reports whether a mount of the plan is the proc that the
-// first process's helper makes (Mount.FromHelper).
-func (p *Plan) ProcFromHelper() bool {
+// Premade reports whether a mount of the plan is a filesystem of type fstype
+// that the first process makes before its user namespace (Mount.Premade).
+func (p *Plan) Premade(fstype string) bool {
 	for _, m := range p.Mounts {
-		if m.FromHelper {
+		if m.Premade == fstype {
 			return true
 		}
 	}

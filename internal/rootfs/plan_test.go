@@ -113,23 +113,24 @@ func TestPlanSharedNamespacesInAUserNamespace(t *testing.T) {
 	if m := byTarget["/dev/pts"]; strings.Contains(m.Data, "gid=5") {
 		t.Errorf("devpts keeps gid=5 although group 5 is not mapped: %q", m.Data)
 	}
-	if p.ProcFromHelper() {
-		t.Errorf("a proc from the helper for the host's pid namespace")
+	if p.Premade("proc") || p.Premade("sysfs") {
+		t.Errorf("a premade proc or sysfs for the host's namespaces")
 	}
 
-	// Joining another pid namespace: the proc the helper makes for it,
-	// nothing of the host's.
-	p, err = PlanFor(defaultSpec(), Context{UserNS: true, JoinedPIDProc: true})
+	// Joining other pid and network namespaces: the proc and sysfs made
+	// for them, nothing of the host's.
+	p, err = PlanFor(defaultSpec(), Context{UserNS: true, JoinedPIDProc: true, JoinedNetSys: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range p.Mounts {
-		if m.Target == "/proc" && (m.Kind != Bind || !m.FromHelper || m.FromParent || m.Recursive) {
-			t.Errorf("/proc of a joined pid namespace: %+v", m)
+		want := map[string]string{"/proc": "proc", "/sys": "sysfs"}[m.Target]
+		if want != "" && (m.Kind != Bind || m.Premade != want || m.FromParent || m.Recursive) {
+			t.Errorf("%s of a joined namespace: %+v", m.Target, m)
 		}
 	}
-	if !p.ProcFromHelper() {
-		t.Errorf("no proc from the helper for a joined pid namespace")
+	if !p.Premade("proc") || !p.Premade("sysfs") {
+		t.Errorf("no premade proc and sysfs for joined namespaces")
 	}
 }
 

@@ -170,7 +170,7 @@ func Build(c Config) (*Result, error) {
 	for _, fd := range c.CloseFDs {
 		b.Call("close a descriptor of the parent's", unix.SYS_CLOSE, imm(uintptr(fd)))
 	}
-	var procTree initproc.Reg // the proc of a joined pid namespace (rootfs Mount.FromHelper)
+	premade := map[string]initproc.Reg{} // filesystems of joined namespaces (rootfs Mount.Premade)
 	mapsAtClone := len(joins) == 0 && newUser
 	r.GoAhead = c.Placement || c.ParentNetwork || mapsAtClone
 	cgroupNS := func() {
@@ -217,8 +217,11 @@ func Build(c Config) (*Result, error) {
 		if c.JoinPidFD > 0 {
 			b.Call(fmt.Sprintf("join the namespaces of the target process (%#x)", all), unix.SYS_SETNS, imm(uintptr(c.JoinPidFD)), imm(uintptr(all)))
 		}
-		if c.FS != nil && c.FS.ProcFromHelper() {
-			procTree = joinedPIDProc(b)
+		if c.FS != nil && c.FS.Premade("proc") {
+			premade["proc"] = joinedPIDProc(b)
+		}
+		if c.FS != nil && c.FS.Premade("sysfs") {
+			premade["sysfs"] = joinedNetSys(b)
 		}
 
 		if newUser {
@@ -247,7 +250,7 @@ func Build(c Config) (*Result, error) {
 	if c.FS != nil {
 		c.FS.HookSync = c.CreateHooks
 		fsEmit = c.FS.EmitRoot(b, &r.Trees)
-		fsEmit.ProcTree = procTree
+		fsEmit.Premade = premade
 	}
 	// Only now switch to the user namespace's root: changing ids makes the
 	// process undumpable, and its /proc files (timens_offsets above) would
@@ -762,5 +765,20 @@ func joinedPIDProc(b *initproc.Builder) initproc.Reg {
 		initproc.Imm(unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)).OutTo(tree)
 	b.Close(fsfd)
 	b.EndHelper()
+	return tree
+}
+
+// joinedNetSys makes a sysfs of the network namespace this process joined,
+// for a box whose own user namespace does not own it and so could not mount
+// one (it would see the host's devices): made now, with the caller's
+// privileges, before the box's user namespace exists; read-only. It returns
+// the register holding the detached mount.
+func joinedNetSys(b *initproc.Builder) initproc.Reg {
+	tree := b.NewReg()
+	fsfd := b.Call("open a sysfs for the joined network namespace", unix.SYS_FSOPEN, b.Str("sysfs"), initproc.Imm(unix.FSOPEN_CLOEXEC)).Out()
+	b.Call("create the sysfs of the joined network namespace", unix.SYS_FSCONFIG, initproc.R(fsfd), initproc.Imm(unix.FSCONFIG_CMD_CREATE), initproc.Imm(0), initproc.Imm(0), initproc.Imm(0))
+	b.Call("mount the sysfs of the joined network namespace", unix.SYS_FSMOUNT, initproc.R(fsfd), initproc.Imm(unix.FSMOUNT_CLOEXEC),
+		initproc.Imm(unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)).OutTo(tree)
+	b.Close(fsfd)
 	return tree
 }
