@@ -757,28 +757,30 @@ func checkSysctls(s *specs.Spec, ns namespaces.Plan) error {
 // with the caller's privileges, before the box's user namespace exists. It
 // returns the register holding the detached mount.
 func joinedPIDProc(b *initproc.Builder) initproc.Reg {
-	tree := b.NewReg()
 	b.ForkHelper("fork a helper into the joined pid namespace, to make its proc")
-	fsfd := b.Call("open a proc filesystem for the joined pid namespace", unix.SYS_FSOPEN, b.Str("proc"), initproc.Imm(unix.FSOPEN_CLOEXEC)).Out()
-	b.Call("create the proc filesystem of the joined pid namespace", unix.SYS_FSCONFIG, initproc.R(fsfd), initproc.Imm(unix.FSCONFIG_CMD_CREATE), initproc.Imm(0), initproc.Imm(0), initproc.Imm(0))
-	b.Call("mount the proc filesystem of the joined pid namespace", unix.SYS_FSMOUNT, initproc.R(fsfd), initproc.Imm(unix.FSMOUNT_CLOEXEC),
-		initproc.Imm(unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)).OutTo(tree)
-	b.Close(fsfd)
+	tree := detachedFS(b, "proc", "pid", unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
 	b.EndHelper()
 	return tree
 }
 
-// joinedNetSys makes a sysfs of the network namespace this process joined,
-// for a box whose own user namespace does not own it and so could not mount
-// one (it would see the host's devices): made now, with the caller's
-// privileges, before the box's user namespace exists; read-only. It returns
-// the register holding the detached mount.
+// joinedNetSys makes a read-only sysfs of the network namespace this process
+// joined (a sysfs shows its mounter's), for a box whose own user namespace
+// does not own it and so could not mount one (it would see the host's
+// devices): made now, with the caller's privileges, before the box's user
+// namespace exists. It returns the register holding the detached mount.
 func joinedNetSys(b *initproc.Builder) initproc.Reg {
+	return detachedFS(b, "sysfs", "network", unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+}
+
+// detachedFS makes a new filesystem of type fstype, mounted nowhere yet
+// (fsopen, fsconfig, fsmount with attrs), for the joined namespace of type
+// nsType, and returns the register holding the mount.
+func detachedFS(b *initproc.Builder, fstype, nsType string, attrs uintptr) initproc.Reg {
+	of := " " + fstype + " of the joined " + nsType + " namespace"
 	tree := b.NewReg()
-	fsfd := b.Call("open a sysfs for the joined network namespace", unix.SYS_FSOPEN, b.Str("sysfs"), initproc.Imm(unix.FSOPEN_CLOEXEC)).Out()
-	b.Call("create the sysfs of the joined network namespace", unix.SYS_FSCONFIG, initproc.R(fsfd), initproc.Imm(unix.FSCONFIG_CMD_CREATE), initproc.Imm(0), initproc.Imm(0), initproc.Imm(0))
-	b.Call("mount the sysfs of the joined network namespace", unix.SYS_FSMOUNT, initproc.R(fsfd), initproc.Imm(unix.FSMOUNT_CLOEXEC),
-		initproc.Imm(unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)).OutTo(tree)
+	fsfd := b.Call("open a"+of, unix.SYS_FSOPEN, b.Str(fstype), initproc.Imm(unix.FSOPEN_CLOEXEC)).Out()
+	b.Call("create the"+of, unix.SYS_FSCONFIG, initproc.R(fsfd), initproc.Imm(unix.FSCONFIG_CMD_CREATE), initproc.Imm(0), initproc.Imm(0), initproc.Imm(0))
+	b.Call("mount the"+of, unix.SYS_FSMOUNT, initproc.R(fsfd), initproc.Imm(unix.FSMOUNT_CLOEXEC), initproc.Imm(attrs)).OutTo(tree)
 	b.Close(fsfd)
 	return tree
 }
