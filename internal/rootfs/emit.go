@@ -282,8 +282,33 @@ func dataArg(b *initproc.Builder, data string) initproc.Arg {
 // does in a user namespace).
 func (e *Emitter) devices(p *Plan) {
 	b := e.b
+	// A fresh /dev holds nothing of the image: what goes directly in it
+	// is made through one descriptor of it, by name.
+	var dev initproc.Reg
+	if p.DevFresh {
+		dev = e.open("/dev", false, false)
+	}
+	inDev := func(p string) (string, bool) {
+		name, ok := strings.CutPrefix(p, "/dev/")
+		return name, ok && dev != 0 && !strings.Contains(name, "/")
+	}
 	for _, d := range p.Devices {
 		what := "create " + d.Path
+		if name, ok := inDev(d.Path); ok && p.UserNS {
+			// The host's node, bound onto a new file (the only kind a user
+			// namespace may make); a second entry for it is let be.
+			target := b.NewReg()
+			made := b.Call(what, unix.SYS_OPENAT, initproc.R(dev), b.Str(name),
+				initproc.Imm(unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC), initproc.Imm(0o644)).OutTo(target).OnErrno(unix.EEXIST, 0)
+			tree := b.Call(what, unix.SYS_OPEN_TREE, initproc.Imm(unix.AT_FDCWD), b.Str(d.Path),
+				initproc.Imm(unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)).Out()
+			b.Call(what, unix.SYS_MOVE_MOUNT, initproc.R(tree), b.Str(""), initproc.R(target), b.Str(""),
+				initproc.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH))
+			b.Close(tree)
+			b.Close(target)
+			b.PatchErrJump(made.Index(), b.Label())
+			continue
+		}
 		if p.UserNS {
 			target := e.open(d.Path, true, true)
 			tree := b.Call(what, unix.SYS_OPEN_TREE, initproc.Imm(unix.AT_FDCWD), b.Str(d.Path),
@@ -294,20 +319,33 @@ func (e *Emitter) devices(p *Plan) {
 			b.Close(target)
 			continue
 		}
-		dir := e.open(path.Dir(d.Path), false, true)
-		name := path.Base(d.Path)
+		dir, name := dev, ""
+		if n, ok := inDev(d.Path); ok {
+			name = n
+		} else {
+			dir, name = e.open(path.Dir(d.Path), false, true), path.Base(d.Path)
+		}
 		b.Call(what, unix.SYS_MKNODAT, initproc.R(dir), b.Str(name), initproc.Imm(d.Type|d.Mode),
 			initproc.Imm(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))).Allow(unix.EEXIST)
 		if d.UID != 0 || d.GID != 0 {
 			b.Call("chown "+d.Path, unix.SYS_FCHOWNAT, initproc.R(dir), b.Str(name), initproc.Imm(d.UID), initproc.Imm(d.GID),
 				initproc.Imm(unix.AT_SYMLINK_NOFOLLOW))
 		}
-		b.Close(dir)
+		if dir != dev {
+			b.Close(dir)
+		}
 	}
 	for _, l := range p.Symlinks {
+		if name, ok := inDev(l.Path); ok {
+			b.Call("link "+l.Path+" to "+l.Target, unix.SYS_SYMLINKAT, b.Str(l.Target), initproc.R(dev), b.Str(name)).Allow(unix.EEXIST)
+			continue
+		}
 		dir := e.open(path.Dir(l.Path), false, false)
 		b.Call("link "+l.Path+" to "+l.Target, unix.SYS_SYMLINKAT, b.Str(l.Target), initproc.R(dir), b.Str(path.Base(l.Path))).Allow(unix.EEXIST)
 		b.Close(dir)
+	}
+	if dev != 0 {
+		b.Close(dev)
 	}
 	if p.Console {
 		e.b.Close(e.open("/dev/console", true, true))

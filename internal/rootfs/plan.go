@@ -151,6 +151,10 @@ type Plan struct {
 	Mounts          []Mount
 	Devices         []Device
 	Symlinks        []Symlink
+	// DevFresh: /dev is a filesystem the box mounts itself (so nothing of
+	// the image is there): its nodes and links are made through one
+	// descriptor of it.
+	DevFresh bool
 	// Sysctls are written under the box's /proc/sys after its mounts.
 	Sysctls []Sysctl
 	// Masked paths get /dev/null (files) or an empty read-only tmpfs
@@ -230,6 +234,7 @@ func PlanFor(s *specs.Spec, ctx Context) (*Plan, error) {
 	}
 
 	// The devices and links the spec requires in /dev, when /dev is ours.
+	p.DevFresh = devMounted
 	if devMounted {
 		p.Devices = append(p.Devices, DefaultDevices...)
 		p.Symlinks = append(p.Symlinks,
