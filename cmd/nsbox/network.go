@@ -43,6 +43,14 @@ func (f *netFlags) apply(g *global, s *specs.Spec, o *nsbox.Options) error {
 	if (mode != "bridge" && len(f.addHosts) > 0) || (mode != "bridge" && mode != "pasta" && mode != "slirp4netns" && len(f.publish) > 0) {
 		return &usageError{"--publish needs --net=bridge, pasta or slirp4netns, and --add-host --net=bridge"}
 	}
+	var publish []nsbox.Port
+	for _, p := range f.publish {
+		port, err := parsePublish(p)
+		if err != nil {
+			return err
+		}
+		publish = append(publish, port)
+	}
 	switch mode {
 	case "", "none":
 		return nil
@@ -70,14 +78,7 @@ func (f *netFlags) apply(g *global, s *specs.Spec, o *nsbox.Options) error {
 		}
 		return nsbox.WithJoinedNamespace(specs.NetworkNamespace, "/proc/"+strconv.Itoa(st.Pid)+"/ns/net")(s)
 	case "bridge":
-		no := &nsbox.NetworkOptions{Name: arg}
-		for _, p := range f.publish {
-			port, err := parsePublish(p)
-			if err != nil {
-				return err
-			}
-			no.Publish = append(no.Publish, port)
-		}
+		no := &nsbox.NetworkOptions{Name: arg, Publish: publish}
 		for _, h := range f.addHosts {
 			name, ip, ok := strings.Cut(h, ":")
 			a, err := netip.ParseAddr(ip)
@@ -89,18 +90,7 @@ func (f *netFlags) apply(g *global, s *specs.Spec, o *nsbox.Options) error {
 		o.Network = no
 		return nil
 	case "pasta", "slirp4netns":
-		if len(f.addHosts) > 0 {
-			return &usageError{"--add-host needs --net=bridge"}
-		}
-		no := &nsbox.NetworkOptions{Mode: mode}
-		for _, p := range f.publish {
-			port, err := parsePublish(p)
-			if err != nil {
-				return err
-			}
-			no.Publish = append(no.Publish, port)
-		}
-		o.Network = no
+		o.Network = &nsbox.NetworkOptions{Mode: mode, Publish: publish}
 		return nil
 	}
 	return &usageError{fmt.Sprintf("--net %q: want none, host, bridge[:NAME], ns:PATH, container:ID, pasta or slirp4netns", f.mode)}
