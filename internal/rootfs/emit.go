@@ -294,29 +294,30 @@ func (e *Emitter) devices(p *Plan) {
 	}
 	for _, d := range p.Devices {
 		what := "create " + d.Path
-		if name, ok := inDev(d.Path); ok && p.UserNS {
-			// The host's node, bound onto a new file (the only kind a user
-			// namespace may make); a second entry for it is let be.
-			target := b.NewReg()
-			made := b.Call(what, unix.SYS_OPENAT, initproc.R(dev), b.Str(name),
-				initproc.Imm(unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC), initproc.Imm(0o644)).OutTo(target).OnErrno(unix.EEXIST, 0)
-			tree := b.Call(what, unix.SYS_OPEN_TREE, initproc.Imm(unix.AT_FDCWD), b.Str(d.Path),
-				initproc.Imm(unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)).Out()
-			b.Call(what, unix.SYS_MOVE_MOUNT, initproc.R(tree), b.Str(""), initproc.R(target), b.Str(""),
-				initproc.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH))
-			b.Close(tree)
-			b.Close(target)
-			b.PatchErrJump(made.Index(), b.Label())
-			continue
-		}
 		if p.UserNS {
-			target := e.open(d.Path, true, true)
+			// The host's node, bound onto a file (the only kind a user
+			// namespace may make): in a fresh /dev a new one by name, a
+			// second entry for it let be; elsewhere resolved beneath the
+			// root.
+			var target initproc.Reg
+			made := -1
+			if name, ok := inDev(d.Path); ok {
+				target = b.NewReg()
+				made = b.Call(what, unix.SYS_OPENAT, initproc.R(dev), b.Str(name),
+					initproc.Imm(unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC), initproc.Imm(0o644)).
+					OutTo(target).OnErrno(unix.EEXIST, 0).Index()
+			} else {
+				target = e.open(d.Path, true, true)
+			}
 			tree := b.Call(what, unix.SYS_OPEN_TREE, initproc.Imm(unix.AT_FDCWD), b.Str(d.Path),
 				initproc.Imm(unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)).Out()
 			b.Call(what, unix.SYS_MOVE_MOUNT, initproc.R(tree), b.Str(""), initproc.R(target), b.Str(""),
 				initproc.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH))
 			b.Close(tree)
 			b.Close(target)
+			if made >= 0 {
+				b.PatchErrJump(made, b.Label())
+			}
 			continue
 		}
 		dir, name := dev, ""
