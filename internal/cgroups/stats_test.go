@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nsbox/nsbox/internal/testenv"
 )
 
 func TestParseUint(t *testing.T) {
@@ -385,17 +387,7 @@ func TestStatsReal(t *testing.T) {
 	}
 }
 
-// requireRootForCgroups skips a test that needs root, or fails it when
-// NSBOX_REQUIRE_ALL forbids skipping.
-func requireRootForCgroups(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("NSBOX_REQUIRE_ALL") != "" {
-			t.Fatal("this test needs root, and NSBOX_REQUIRE_ALL forbids skipping it")
-		}
-		t.Skip("needs root")
-	}
-}
+func requireRootForCgroups(t *testing.T) { testenv.RequireRoot(t) }
 
 // newTestBox makes cgroup /nsbox-test-<name>-<pid> in every hierarchy of
 // the host and removes it when the test ends.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/nsbox/nsbox/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,15 +49,7 @@ func runProgram(t *testing.T, flags uint64, build func(b *Builder)) (msgs []Msg,
 	return msgs, status
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("NSBOX_REQUIRE_ALL") != "" {
-			t.Fatal("this test needs root, and NSBOX_REQUIRE_ALL forbids skipping it")
-		}
-		t.Skip("needs root")
-	}
-}
+func requireRoot(t *testing.T) { testenv.RequireRoot(t) }
 
 func TestExecAndExitStatus(t *testing.T) {
 	msgs, st := runProgram(t, 0, func(b *Builder) {

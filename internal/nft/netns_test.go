@@ -8,12 +8,12 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nsbox/nsbox/internal/namespaces"
+	"github.com/nsbox/nsbox/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,43 +27,17 @@ import (
 // The rules go into mid; traffic flows only between these namespaces and
 // their loopbacks.
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("NSBOX_REQUIRE_ALL") != "" {
-			t.Fatal("this test needs root, and NSBOX_REQUIRE_ALL forbids skipping it")
-		}
-		t.Skip("needs root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatalf("the test needs the ip tool (apt-get install iproute2): %v", err)
-	}
-}
+func requireRoot(t *testing.T) { testenv.RequireRoot(t, "ip", "nft") }
 
-var nsCounter atomic.Int32
-
-// newNetNS makes a network namespace, removed when the test ends.
+// newNetNS makes a network namespace with lo up, removed when the test ends.
 func newNetNS(t *testing.T, role string) string {
 	t.Helper()
-	name := fmt.Sprintf("nsbox-nft-%d-%d-%s", os.Getpid(), nsCounter.Add(1), role)
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
+	name := testenv.NewNetNS(t, "nsbox-nft-"+role)
 	ip(t, name, "link", "set", "lo", "up")
 	return name
 }
 
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
+var run = testenv.Run
 
 // ip runs `ip -n NS ARGS`.
 func ip(t *testing.T, ns string, args ...string) {
@@ -76,35 +50,12 @@ func ip(t *testing.T, ns string, args ...string) {
 // cannot go back is never unlocked, so the runtime ends it). A socket fn
 // makes stays in ns and can be used from any goroutine afterwards.
 func inNetNS(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		self, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer self.Close()
-		f, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		err = fn()
-		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
+	fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return namespaces.InNet(fd, fn)
 }
 
 // sysctl writes a sysctl of ns, e.g. "net/ipv4/ip_forward".

@@ -1,13 +1,10 @@
 package rtnl
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
 	"strings"
-	"sync/atomic"
 	"testing"
 
+	"github.com/nsbox/nsbox/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,41 +12,15 @@ import (
 // `ip netns` and removed when the test ends; they never touch the
 // caller's namespace.
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("NSBOX_REQUIRE_ALL") != "" {
-			t.Fatal("this test needs root, and NSBOX_REQUIRE_ALL forbids skipping it")
-		}
-		t.Skip("needs root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatalf("the test needs the ip tool (apt-get install iproute2): %v", err)
-	}
-}
+func requireRoot(t *testing.T) { testenv.RequireRoot(t, "ip") }
 
-var nsCounter atomic.Int32
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
+var run = testenv.Run
 
 // newNetNS makes a network namespace, removed when the test ends, and
 // returns its name and an open fd of it.
 func newNetNS(t *testing.T) (string, int) {
 	t.Helper()
-	name := fmt.Sprintf("nsbox-rtnl-%d-%d", os.Getpid(), nsCounter.Add(1))
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
+	name := testenv.NewNetNS(t, "nsbox-rtnl")
 	fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
