@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -16,7 +15,6 @@ import (
 	"github.com/nsbox/nsbox/internal/namespaces"
 	"github.com/nsbox/nsbox/internal/process"
 	"github.com/nsbox/nsbox/internal/rootfs"
-	"github.com/nsbox/nsbox/internal/seccomp"
 	"github.com/nsbox/nsbox/internal/setup"
 	"github.com/nsbox/nsbox/internal/state"
 	"github.com/nsbox/nsbox/internal/userns"
@@ -50,25 +48,19 @@ type creation struct {
 	fifo    *os.File // exec.fifo, the Create/Start rendezvous
 	cgroup  *cgroups.Manager
 	cgfd    int // the cgroup2 directory, for CLONE_INTO_CGROUP (-1: none)
-	// seccomp waits for the compiled linux.seccomp (nil: none).
-	seccomp func() (*seccomp.Filter, error)
 	// landlock is the ruleset of Options.Landlock.
 	landlock *state.Landlock
 	lockFD   int         // holds the box's lock while it is created
 	net      *boxNetwork // its bridge network, if any
 	undo     []func()
 	// pending is what the box holds before it has a state (savePending).
-	pending   state.State
-	pendingMu sync.Mutex
+	pending state.State
 }
 
 // savePending records, with change, what the box holds before it has a
 // state: should nsbox die before it does, whoever finds the record later
-// gives those back (state.Store.Load). It is called from more than one
-// goroutine.
+// gives those back (state.Store.Load).
 func (c *creation) savePending(change func(*state.State)) error {
-	c.pendingMu.Lock()
-	defer c.pendingMu.Unlock()
 	c.pending.ID = c.id
 	change(&c.pending)
 	return c.rt.store.SavePending(&c.pending)
@@ -87,8 +79,6 @@ func (rt *Runtime) create(id string, s *specs.Spec, o Options, waitForStart bool
 	}
 	defer unlock() // commands on the box wait until then
 	c := &creation{rt: rt, id: id, s: s, o: o, joinFDs: map[namespaces.Type]int{}, cgfd: -1, lockFD: lockFD}
-	// The seccomp filter is compiled while the box is planned.
-	c.seccomp = compileSeccomp(s)
 	c.undo = append(c.undo, func() { rt.store.Remove(id) })
 	defer func() {
 		c.closeFiles()
@@ -102,27 +92,6 @@ func (rt *Runtime) create(id string, s *specs.Spec, o Options, waitForStart bool
 		return nil, err
 	}
 	return c.launch(waitForStart)
-}
-
-// compileSeccomp compiles the linux.seccomp of s in another goroutine;
-// the function it returns waits for the filter.
-func compileSeccomp(s *specs.Spec) func() (*seccomp.Filter, error) {
-	if s.Linux == nil || s.Linux.Seccomp == nil {
-		return func() (*seccomp.Filter, error) { return nil, nil }
-	}
-	type result struct {
-		f   *seccomp.Filter
-		err error
-	}
-	done := make(chan result, 1)
-	func() {
-		f, err := seccomp.Compile(s.Linux.Seccomp)
-		done <- result{f, err}
-	}()
-	return sync.OnceValues(func() (*seccomp.Filter, error) {
-		r := <-done
-		return r.f, r.err
-	})
 }
 
 // prepare decides everything about the box that needs the host but not the
@@ -244,10 +213,6 @@ func (c *creation) prepare(waitForStart bool) error {
 // box.
 func (c *creation) launch(waitForStart bool) (*Box, error) {
 	s, o := c.s, c.o
-	filter, err := c.seccomp()
-	if err != nil {
-		return nil, err
-	}
 	sync, err := process.NewSync()
 	if err != nil {
 		return nil, err
@@ -270,7 +235,6 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 		SessionKeyring:  sessionKeyring(c.id, o.NoNewKeyring),
 		CloseFDs:        []int{c.lockFD, sync.Parent},
 		Landlock:        c.landlock,
-		Seccomp:         filter,
 		Placement:       c.cgroup != nil && !c.cgroup.Layout.Unified(),
 		ParentNetwork:   c.net != nil,
 		CreateHooks:     len(hooksOf(s, hookPrestart))+len(hooksOf(s, hookCreateRuntime))+len(hooksOf(s, hookCreateContainer)) > 0,

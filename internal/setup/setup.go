@@ -96,9 +96,6 @@ type Config struct {
 	// thread that starts it (nsenter's --wd without the mount namespace),
 	// instead of process.cwd.
 	InheritCwd bool
-	// Seccomp is linux.seccomp compiled, if the caller compiled it
-	// already (meanwhile, in another goroutine); otherwise Build does.
-	Seccomp *seccomp.Filter
 	// Landlock, if set, restricts the command with this Landlock ruleset
 	// (LandlockPolicy; paths in the box). See landlock.go.
 	Landlock *state.Landlock
@@ -404,8 +401,8 @@ func processStage(b *initproc.Builder, c Config, forked bool) (*initproc.Trampol
 	// Seccomp: without no_new_privs loading a filter needs CAP_SYS_ADMIN,
 	// so it comes before the identity changes drop it (as runc does); with
 	// it, last before the exec.
-	filter := c.Seccomp
-	if filter == nil && c.Spec.Linux != nil && c.Spec.Linux.Seccomp != nil {
+	var filter *seccomp.Filter // usually precompiled (seccomp.Precompiled)
+	if c.Spec.Linux != nil && c.Spec.Linux.Seccomp != nil {
 		if filter, err = seccomp.Compile(c.Spec.Linux.Seccomp); err != nil {
 			return nil, err
 		}
