@@ -184,7 +184,7 @@ func (rt *Runtime) loadLocked(id string) (*state.State, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := rt.store.Load(id)
+	st, err := rt.store.LoadHeld(id)
 	if err != nil {
 		unlock()
 		return nil, nil, err

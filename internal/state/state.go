@@ -204,11 +204,14 @@ func (s *Store) Create(id string) (unlock func(), fd int, err error) {
 	return func() { unix.Close(fd) }, fd, nil
 }
 
-// openLocked opens directory dir and flocks it with how.
+// openLocked opens directory dir and flocks it with how (0: not at all).
 func openLocked(dir string, how int) (int, error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, err
+	}
+	if how == 0 {
+		return fd, nil // not locked
 	}
 	if err := unix.Flock(fd, how); err != nil {
 		unix.Close(fd)
@@ -303,13 +306,20 @@ func generation(name string) (int, bool) {
 }
 
 // Load reads the state of box id and refreshes its status from the kernel.
-func (s *Store) Load(id string) (*State, error) {
+func (s *Store) Load(id string) (*State, error) { return s.load(id, false) }
+
+// LoadHeld is Load for a caller that holds the box's lock (Lock): a record
+// without a state is then not one being created, but one whose creation
+// died.
+func (s *Store) LoadHeld(id string) (*State, error) { return s.load(id, true) }
+
+func (s *Store) load(id string, held bool) (*State, error) {
 	if err := CheckID(id); err != nil {
 		return nil, err
 	}
 	b, err := fileio.ReadFile(filepath.Join(s.Dir(id), "state.json"))
 	if errors.Is(err, os.ErrNotExist) {
-		return s.unfinished(id)
+		return s.unfinished(id, held)
 	}
 	if err != nil {
 		return nil, err
@@ -330,9 +340,15 @@ func parse(id string, b []byte) (*State, error) {
 // unfinished is Load for a record without a state: a box being created
 // (ErrCreating: its creator holds the lock), or one whose creation died
 // (killed before it ended): that one is stopped, and ephemeral so that
-// listing the boxes removes it, with what its pending record names.
-func (s *Store) unfinished(id string) (*State, error) {
-	fd, err := openLocked(s.Dir(id), unix.LOCK_SH|unix.LOCK_NB)
+// listing the boxes removes it, with what its pending record names. held:
+// the caller holds the lock (flock locks belong to an open file, so asking
+// again from another would find the caller's own).
+func (s *Store) unfinished(id string, held bool) (*State, error) {
+	how := unix.LOCK_SH | unix.LOCK_NB
+	if held {
+		how = 0
+	}
+	fd, err := openLocked(s.Dir(id), how)
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return nil, fmt.Errorf("%w: %s", ErrNotExist, id)

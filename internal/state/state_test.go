@@ -85,6 +85,20 @@ func TestDiedCreation(t *testing.T) {
 	if err != nil || st.Status != specs.StateStopped || !st.Ephemeral || st.CgroupPath != "/nsbox/d1" || st.IDRange != 7<<16 || st.ID != "d1" {
 		t.Fatalf("Load of a died creation: %+v, %v", st, err)
 	}
+	// A command that deletes it holds its lock first (and Load would find
+	// that lock its creator's): LoadHeld.
+	unlock, err = s.Lock("d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load("d1"); !errors.Is(err, ErrCreating) {
+		t.Fatalf("Load under another's lock: %v, want ErrCreating", err)
+	}
+	st, err = s.LoadHeld("d1")
+	unlock()
+	if err != nil || st.Status != specs.StateStopped || st.CgroupPath != "/nsbox/d1" {
+		t.Fatalf("LoadHeld of a died creation under the caller's lock: %+v, %v", st, err)
+	}
 	if err := s.Remove("d1"); err != nil {
 		t.Fatal(err)
 	}
