@@ -11,7 +11,6 @@ import (
 
 	"github.com/nsbox/nsbox/internal/network"
 	"github.com/nsbox/nsbox/internal/nft"
-	"github.com/nsbox/nsbox/internal/rtnl"
 )
 
 // The nftables side of bridge networks (package nft): a network's NAT and
@@ -84,21 +83,17 @@ func unpublish(box string) {
 }
 
 // reclaimPorts removes the ports of boxes that ended without nsbox giving
-// back what they held (a crash, a SIGKILL): boxes whose veth is gone, or
-// that no longer hold a live lease on the port's network (leases of the
-// network, from leases). The lease is what tells at once: a box's veth
-// goes with its network namespace, which the kernel tears down a while
-// after the box's last process.
+// back what they held (a crash, a SIGKILL): boxes that no longer hold a
+// live lease on the port's network (leases of the network, from leases).
+// The lease tells at once and for every stage of a box's life: its veth
+// goes with its network namespace, a while after its last process, and
+// does not exist yet while it is created (its ports are published before
+// the clone), when its lease already counts as alive.
 func reclaimPorts(c *nft.Conn, leases func(network string) ([]network.Lease, error)) error {
 	ports, err := c.Published()
 	if err != nil {
 		return err
 	}
-	links, err := rtnl.Dial()
-	if err != nil {
-		return err
-	}
-	defer links.Close()
 	done := map[string]bool{}
 	for _, p := range ports {
 		if done[p.Box] {
@@ -106,9 +101,7 @@ func reclaimPorts(c *nft.Conn, leases func(network string) ([]network.Lease, err
 		}
 		done[p.Box] = true
 		gone := false
-		if _, err := links.LinkByName(p.Box); err == unix.ENODEV {
-			gone = true
-		} else if ls, err := leases(p.Network); err == nil {
+		if ls, err := leases(p.Network); err == nil {
 			gone = !slices.ContainsFunc(ls, func(l network.Lease) bool {
 				return network.HostVeth(l.Root+"/"+l.Box) == p.Box && leaseAlive(l)
 			})
@@ -128,17 +121,21 @@ func leasesOf(name string) ([]network.Lease, error) {
 }
 
 // lockPorts takes the host-wide lock of published ports.
-func lockPorts() (func(), error) {
+func lockPorts() (func(), error) { return lockHostWide(".ports.lock") }
+
+// lockHostWide takes the host-wide lock called name in the networks'
+// directory; the function it returns lets it go.
+func lockHostWide(name string) (func(), error) {
 	if err := os.MkdirAll(network.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	fd, err := unix.Open(filepath.Join(network.Dir, ".ports.lock"), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.Open(filepath.Join(network.Dir, name), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("lock published ports: %w", err)
+		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
 	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("lock published ports: %w", err)
+		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
 	return func() { unix.Close(fd) }, nil
 }

@@ -45,6 +45,21 @@ func (rt *Runtime) networks() *network.Store {
 // CreateNetwork records network n and makes its bridge (see
 // network.Plan for the defaults). It needs root.
 func (rt *Runtime) CreateNetwork(n Network) (*Network, error) {
+	unlock, err := lockHostWide(networksLock)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return rt.createNetwork(n)
+}
+
+// networksLock is the host-wide lock under which networks are made, their
+// bridges and rules included: boxes started at once on a new default
+// network would otherwise race to make them.
+const networksLock = ".networks.lock"
+
+// createNetwork is CreateNetwork under the lock.
+func (rt *Runtime) createNetwork(n Network) (*Network, error) {
 	n, err := network.Plan(n)
 	if err != nil {
 		return nil, err
@@ -158,20 +173,19 @@ func (c *creation) prepareNetwork() error {
 		name = network.DefaultName
 	}
 	rt := c.rt
-	n, err := rt.networks().Get(name)
-	if errors.Is(err, network.ErrNotExist) && name == network.DefaultName {
-		n, err = rt.CreateNetwork(Network{Name: name})
-		if err != nil && !errors.Is(err, os.ErrExist) {
-			// Made by a box started at the same time.
-			if n2, err2 := rt.networks().Get(name); err2 == nil {
-				n, err = n2, nil
-			}
-		}
-	}
+	unlock, err := lockHostWide(networksLock)
 	if err != nil {
 		return err
 	}
-	if err := rt.ensureNetwork(n); err != nil {
+	n, err := rt.networks().Get(name)
+	if errors.Is(err, network.ErrNotExist) && name == network.DefaultName {
+		n, err = rt.createNetwork(Network{Name: name})
+	}
+	if err == nil {
+		err = rt.ensureNetwork(n)
+	}
+	unlock()
+	if err != nil {
 		return err
 	}
 	lease, others, err := rt.networks().Allocate(n, c.id, rt.store.Root, boxName(c.id), leaseAlive)

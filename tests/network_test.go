@@ -197,6 +197,39 @@ func TestNetworkManyBoxesAtOnce(t *testing.T) {
 	}
 }
 
+// TestDefaultNetworkMadeByBoxesAtOnce: boxes started at once on the default
+// network before it exists all start; one of them makes it (they used to
+// race to make the bridge: "create bridge nsbox0: file exists").
+func TestDefaultNetworkMadeByBoxesAtOnce(t *testing.T) {
+	requireRoot(t)
+	watchLeftovers(t)
+	t.Cleanup(func() { nsbox(t, opts{}, "network", "rm", "nsbox") })
+	// The race is narrow: a few rounds, each from no network.
+	for round := range 4 {
+		if r := nsbox(t, opts{}, "network", "inspect", "nsbox"); r.code == 0 {
+			if r := nsbox(t, opts{}, "network", "rm", "nsbox"); r.code != 0 {
+				t.Fatalf("the default network is in use, so the test cannot begin without it: %s", r.stderr)
+			}
+		}
+		const n = 8
+		results := make([]result, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = nsbox(t, opts{}, "run", "--net=bridge", "--rootfs", rootfs, "--", "/bin/true")
+			}()
+		}
+		wg.Wait()
+		for i, r := range results {
+			if r.code != 0 {
+				t.Errorf("round %d, box %d on the default network made at once: %d %s", round, i, r.code, r.stderr)
+			}
+		}
+	}
+}
+
 func TestNetworkModes(t *testing.T) {
 	requireRoot(t)
 	watchLeftovers(t)
