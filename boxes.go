@@ -40,9 +40,14 @@ func publicState(st *state.State) *State {
 	return &State{State: st.State, Created: st.Created, Owner: st.Owner, Rootless: st.Rootless, Ephemeral: st.Ephemeral, st: st}
 }
 
-// State returns the state of box id.
+// State returns the state of box id: status creating, without a pid, while
+// another command creates it (its hooks may ask: waiting for the creation
+// to end would wait for them).
 func (rt *Runtime) State(id string) (*State, error) {
-	st, err := rt.load(id)
+	st, err := rt.store.Load(id)
+	if errors.Is(err, state.ErrCreating) {
+		st, err = &state.State{State: specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating}}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

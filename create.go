@@ -319,9 +319,6 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !waitForStart {
-		c.rt.warn(runHostHooks(s, hookPoststart, hookState(c.id, specs.StateRunning, proc.Pid, o.Bundle, s.Annotations)))
-	}
 	kill := func() {
 		proc.Signal(unix.SIGKILL)
 		proc.Wait()
@@ -340,6 +337,11 @@ func (c *creation) launch(waitForStart bool) (*Box, error) {
 	if err != nil {
 		kill()
 		return nil, err
+	}
+	if !waitForStart {
+		// After the save: a hook that asks for the box's state finds it
+		// running.
+		c.rt.warn(runHostHooks(s, hookPoststart, hookState(c.id, specs.StateRunning, proc.Pid, o.Bundle, s.Annotations)))
 	}
 	b := &Box{ID: c.id, Console: proc.Console, rt: c.rt, proc: proc, st: st, release: c.ids.release}
 	if c.net != nil {

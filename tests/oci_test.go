@@ -552,6 +552,33 @@ func TestOCIHooks(t *testing.T) {
 	}
 }
 
+// TestOCIHookAsksForTheState: hooks that ask nsbox for the box's state while
+// it is created get an answer — creating during create (it used to wait
+// for the creation, which waited for the hook), running in poststart of
+// run — instead of hanging until their timeout.
+func TestOCIHookAsksForTheState(t *testing.T) {
+	requireRoot(t)
+	watchLeftovers(t)
+	dir := t.TempDir()
+	id := boxID("hookstate")
+	ask := func(name string) specs.Hook {
+		timeout := 5
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", bin + " --root " + stateRoot + " state " + id + " > " + filepath.Join(dir, name)},
+			Timeout: &timeout}
+	}
+	b := newBundle(t, []string{"sleep", "0.5"}, func(s *specs.Spec) { // running while poststart asks
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{ask("createRuntime")}, Poststart: []specs.Hook{ask("poststart")}}
+	})
+	ok(t, opts{}, "run", "--bundle", b, id)
+	for name, want := range map[string]specs.ContainerState{"createRuntime": specs.StateCreating, "poststart": specs.StateRunning} {
+		out, _ := os.ReadFile(filepath.Join(dir, name))
+		var st specs.State
+		if err := json.Unmarshal(out, &st); err != nil || st.Status != want || st.ID != id {
+			t.Errorf("%s hook asked for the state: %q (%v), want status %s", name, out, err, want)
+		}
+	}
+}
+
 // A failing poststart or poststop hook is a warning: the remaining hooks
 // run and the lifecycle goes on (runtime.md, lifecycle steps 7 and 11).
 func TestOCIFailingPoststartAndPoststopHooksWarn(t *testing.T) {

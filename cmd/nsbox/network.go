@@ -73,8 +73,8 @@ func (f *netFlags) apply(g *global, s *specs.Spec, o *nsbox.Options) error {
 		if err != nil {
 			return fmt.Errorf("--net=container:%s: %w", arg, err)
 		}
-		if st.Status == specs.StateStopped {
-			return fmt.Errorf("--net=container:%s: the box is stopped", arg)
+		if st.Status == specs.StateStopped || st.Status == specs.StateCreating {
+			return fmt.Errorf("--net=container:%s: the box is %s", arg, st.Status)
 		}
 		return nsbox.WithJoinedNamespace(specs.NetworkNamespace, "/proc/"+strconv.Itoa(st.Pid)+"/ns/net")(s)
 	case "bridge":
