@@ -3,9 +3,11 @@ package nsinfo
 import (
 	"encoding/binary"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -270,4 +272,49 @@ func hasFD(ns *Namespace, pid, fd int) bool {
 		}
 	}
 	return false
+}
+
+// TestOpenChecksWhatItOpened: a holder's file is opened only if it is the
+// namespace: a FIFO in place of a bind mount point (which a box could put
+// there) neither blocks the open nor passes for the namespace; the
+// caller's own network namespace, through /proc, does.
+func TestOpenChecksWhatItOpened(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "net")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proc, err := unix.Open("/proc", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(proc)
+	var own unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &own); err != nil {
+		t.Fatal(err)
+	}
+	s := &scanner{proc: proc}
+	ns := &Namespace{Type: Net, Inode: own.Ino, Holders: []Holder{{Kind: Bind, Path: fifo}}}
+	done := make(chan error, 1)
+	go func() {
+		fd, err := s.open(ns)
+		if err == nil {
+			unix.Close(fd)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a FIFO passed for a network namespace")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the open of a FIFO in place of a namespace blocked")
+	}
+	ns.Holders = append(ns.Holders, Holder{Kind: Process, Pid: os.Getpid()})
+	fd, err := s.open(ns)
+	if err != nil {
+		t.Fatalf("the caller's network namespace through /proc: %v", err)
+	}
+	unix.Close(fd)
 }

@@ -30,7 +30,12 @@ func (s *scanner) owners() {
 	}
 }
 
-// open opens the namespace through the first of its holders that works.
+// open opens the namespace through the first of its holders that works,
+// and is it: a holder is a process's file (its pid may be reused, the file
+// under a bind mount point swapped by whoever owns it, for a FIFO that
+// would block an open or a device), so the file opened must be on nsfs
+// with the namespace's inode; it is opened without blocking or taking a
+// terminal (the /proc links it goes through are symbolic by nature).
 func (s *scanner) open(ns *Namespace) (int, error) {
 	err := error(unix.ENOENT)
 	for _, h := range ns.Holders {
@@ -54,9 +59,16 @@ func (s *scanner) open(ns *Namespace) (int, error) {
 			continue
 		}
 		var fd int
-		if fd, err = openat(s.proc, p, unix.O_RDONLY); err == nil {
+		if fd, err = openat(s.proc, p, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY); err != nil {
+			continue
+		}
+		var fs unix.Statfs_t
+		var st unix.Stat_t
+		if unix.Fstatfs(fd, &fs) == nil && fs.Type == unix.NSFS_MAGIC && unix.Fstat(fd, &st) == nil && st.Ino == ns.Inode {
 			return fd, nil
 		}
+		unix.Close(fd)
+		err = unix.ESTALE // not (any more) this namespace
 	}
 	return -1, err
 }
