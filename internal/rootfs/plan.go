@@ -361,8 +361,11 @@ func planMount(m specs.Mount, ctx Context) (Mount, error) {
 		// sysfs shows a network namespace's devices: one the box does not
 		// own cannot be mounted from its user namespace, and the host's is
 		// already mounted (read-write: a read-only mount of the same
-		// instance is refused). Bind the host's.
+		// instance is refused). Bind the host's — read-only all the way
+		// down: what is mounted beneath it (debugfs, tracefs, bpf,
+		// securityfs, the host's cgroups) is the host's.
 		bind, o.Recursive, mt.Source = true, true, "/sys"
+		o.RecAttr |= unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC
 	case m.Type == "mqueue" && ctx.UserNS && !ctx.OwnIPC && !ctx.HostMqueue:
 		return Mount{}, errSkip
 	case m.Type == "mqueue" && ctx.UserNS && !ctx.OwnIPC:

@@ -104,8 +104,20 @@ func TestPlanSharedNamespacesInAUserNamespace(t *testing.T) {
 	if m := byTarget["/proc"]; m.Kind != Bind || m.Source != "/proc" || !m.Recursive {
 		t.Errorf("/proc: %+v", m)
 	}
-	if m := byTarget["/sys"]; m.Kind != Bind || m.Source != "/sys" || m.AttrSet&unix.MOUNT_ATTR_RDONLY == 0 {
+	// The host's /sys, read-only down to what is mounted beneath it
+	// (debugfs, tracefs, the host's cgroups); also for the host's root in
+	// the host's network namespace.
+	if m := byTarget["/sys"]; m.Kind != Bind || m.Source != "/sys" || m.AttrSet&unix.MOUNT_ATTR_RDONLY == 0 || m.RecSet&unix.MOUNT_ATTR_RDONLY == 0 {
 		t.Errorf("/sys: %+v", m)
+	}
+	hp, err := PlanFor(defaultSpec(), Context{HostNet: true, OwnPID: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range hp.Mounts {
+		if m.Target == "/sys" && (m.Kind != Bind || m.RecSet&(unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC) != unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC) {
+			t.Errorf("/sys of the host's network namespace: %+v", m)
+		}
 	}
 	if _, ok := byTarget["/dev/mqueue"]; ok {
 		t.Errorf("/dev/mqueue planned without a host mqueue to bind")
