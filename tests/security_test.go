@@ -549,3 +549,23 @@ func TestInitHidesNsboxCommandLine(t *testing.T) {
 		}
 	}
 }
+
+// TestHostSysReadOnlyAllTheWayDown: a box that shares the host's network
+// namespace gets the host's /sys bound — read-only down to every mount
+// beneath it (tracefs, debugfs, bpf, the host's cgroups), even as the
+// host's root.
+func TestHostSysReadOnlyAllTheWayDown(t *testing.T) {
+	requireRoot(t)
+	for _, flags := range [][]string{{"--net=host", "--userns=host"}, {"--net=host"}} {
+		out := inBox(t, opts{}, "grep -E '^[0-9]+ [0-9]+ [0-9:]+ [^ ]+ /sys(/| )' /proc/self/mountinfo", flags...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) < 2 {
+			t.Fatalf("%v: want /sys and mounts beneath it, got:\n%s", flags, out)
+		}
+		for _, l := range lines {
+			if f := strings.Fields(l); len(f) < 6 || !strings.HasPrefix(f[5], "ro,") || !strings.Contains(f[5], "nosuid") {
+				t.Errorf("%v: a writable mount under /sys: %s", flags, l)
+			}
+		}
+	}
+}
