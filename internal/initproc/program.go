@@ -411,15 +411,19 @@ func (b *Builder) HideCommandLine() {
 		return
 	}
 	// The Go runtime's os.Args are the strings of the process's argv
-	// area, one after another, each ended by a NUL.
+	// area, one after another, each ended by a NUL. Only if they still are
+	// (a program that embeds nsbox may have replaced them) is that area
+	// written over; otherwise it is left as it is.
 	start := unsafe.Pointer(unsafe.StringData(args[0]))
-	last := args[len(args)-1]
-	end := unsafe.Pointer(unsafe.StringData(args[0]))
-	if len(last) > 0 {
-		end = unsafe.Pointer(unsafe.StringData(last))
+	next := uintptr(start)
+	for _, a := range args {
+		if uintptr(unsafe.Pointer(unsafe.StringData(a))) != next {
+			return
+		}
+		next += uintptr(len(a)) + 1
 	}
-	n := int(uintptr(end)-uintptr(start)) + len(last) + 1
-	if n <= 0 || n > 1<<20 { // not laid out as expected: leave it
+	n := int(next - uintptr(start))
+	if n > 1<<20 {
 		return
 	}
 	title := make([]byte, n) // NULs after the name

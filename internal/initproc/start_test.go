@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"unsafe"
@@ -314,5 +315,31 @@ func TestForkHelper(t *testing.T) {
 	})
 	if st.ExitStatus() != ExitChildFailed || len(msgs) != 1 || msgs[0].Kind != MsgError || int(msgs[0].Op) != failing || msgs[0].Errno != int32(unix.EBADF) {
 		t.Fatalf("status %v, messages %+v: want %d and the helper's step %d failing with EBADF", st, msgs, ExitChildFailed, failing)
+	}
+}
+
+// TestHideCommandLineOnlyOverTheArgvArea: the command line is written over
+// only while os.Args are strings laid out one after another, each ended by
+// a NUL (the process's argv area); a program that replaced them does not
+// get memory beyond them overwritten.
+func TestHideCommandLineOnlyOverTheArgvArea(t *testing.T) {
+	saved := os.Args
+	defer func() { os.Args = saved }()
+	for _, tc := range []struct {
+		area  string
+		gap   int // bytes between the first string's NUL and the second
+		steps int
+	}{
+		{"abc\x00def\x00", 0, 1},
+		{"abc\x00\x00def\x00", 1, 0},
+	} {
+		area := []byte(tc.area)
+		os.Args = []string{unsafe.String(&area[0], 3), unsafe.String(&area[4+tc.gap], 3)}
+		b := NewBuilder(-1)
+		b.HideCommandLine()
+		if n := len(b.Program().ops); n != tc.steps {
+			t.Errorf("arguments %q with a gap of %d: %d steps, want %d", tc.area, tc.gap, n, tc.steps)
+		}
+		runtime.KeepAlive(area)
 	}
 }
