@@ -230,6 +230,11 @@ func PlanFor(s *specs.Spec, ctx Context) (*Plan, error) {
 		if mt.Target == "/dev" {
 			devMounted = mt.Kind == New
 		}
+		if mt.Premade != "" && p.Premade(mt.Premade) {
+			// One is made before the box's user namespace, and a
+			// detached mount attaches once.
+			return nil, fmt.Errorf("mounts[%d] (%s): a second %s of a joined namespace (the box can have one)", i, m.Destination, mt.Premade)
+		}
 		p.Mounts = append(p.Mounts, mt)
 	}
 
@@ -346,14 +351,14 @@ func planMount(m specs.Mount, ctx Context) (Mount, error) {
 	bind := o.Bind || m.Type == "bind"
 	switch {
 	case bind:
-	case m.Type == "proc" && ctx.UserNS && !ctx.OwnPID && ctx.JoinedPIDProc:
+	case m.Type == "proc" && ctx.JoinedPIDProc:
 		// proc of a pid namespace the box does not own cannot be mounted
 		// from its user namespace: the one made before it (Premade).
 		bind, mt.Premade, mt.Source = true, "proc", "/proc"
 	case m.Type == "proc" && ctx.UserNS && !ctx.OwnPID:
 		// Nor can it for the host's pid namespace: show the host's.
 		bind, o.Recursive, mt.Source = true, true, "/proc"
-	case m.Type == "sysfs" && ctx.UserNS && !ctx.OwnNet && !ctx.HostNet && ctx.JoinedNetSys:
+	case m.Type == "sysfs" && ctx.JoinedNetSys:
 		// The sysfs of the network namespace it joins, made before its
 		// user namespace (Premade).
 		bind, mt.Premade, mt.Source = true, "sysfs", "/sys"

@@ -144,6 +144,12 @@ func TestPlanSharedNamespacesInAUserNamespace(t *testing.T) {
 	if !p.Premade("proc") || !p.Premade("sysfs") {
 		t.Errorf("no premade proc and sysfs for joined namespaces")
 	}
+	// It is made once: a second proc mount is refused.
+	s := defaultSpec()
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/proc2", Type: "proc", Source: "proc"})
+	if _, err := PlanFor(s, Context{UserNS: true, JoinedPIDProc: true}); err == nil || !strings.Contains(err.Error(), "/proc2") {
+		t.Errorf("two procs of a joined pid namespace: %v", err)
+	}
 }
 
 func TestPlanHostRoot(t *testing.T) {
