@@ -754,9 +754,15 @@ func checkSysctls(s *specs.Spec, ns namespaces.Plan) error {
 // with the caller's privileges, before the box's user namespace exists. It
 // returns the register holding the detached mount.
 func joinedPIDProc(b *initproc.Builder) initproc.Reg {
+	// Its processes could open the helper's /proc/PID/exe (nsbox) or
+	// memory (this process's): undumpable while it is there (dumpability
+	// belongs to the memory the helper shares), as the box's first
+	// process is before it enters the box's pid namespace.
+	b.Call("make the helper undumpable", unix.SYS_PRCTL, initproc.Imm(unix.PR_SET_DUMPABLE), initproc.Imm(0))
 	b.ForkHelper("fork a helper into the joined pid namespace, to make its proc")
 	tree := detachedFS(b, "proc", "pid", unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
 	b.EndHelper()
+	b.Call("make this process dumpable again, for its /proc files", unix.SYS_PRCTL, initproc.Imm(unix.PR_SET_DUMPABLE), initproc.Imm(1))
 	return tree
 }
 

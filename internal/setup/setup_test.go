@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/internal/namespaces"
+	"github.com/nsbox/nsbox/internal/rootfs"
 )
 
 func spec(ns ...specs.LinuxNamespace) *specs.Spec {
@@ -243,4 +244,22 @@ func TestPlacementWaitIsDeferred(t *testing.T) {
 		t.Errorf("a second wait:\n%s", prog)
 	}
 	order(t, prog, "wait for the parent (id maps, cgroup)", "create a cgroup namespace", "become root")
+}
+
+// TestJoinedPIDProcHelperIsUndumpable: the helper that makes the proc of a
+// joined pid namespace is born into that namespace: undumpable while it is
+// (it shares this process's memory), its proc made before the box's user
+// namespace, and the process dumpable again afterwards for its /proc files.
+func TestJoinedPIDProcHelperIsUndumpable(t *testing.T) {
+	s := spec(specs.LinuxNamespace{Type: specs.UserNamespace}, specs.LinuxNamespace{Type: specs.MountNamespace},
+		specs.LinuxNamespace{Type: specs.PIDNamespace, Path: "/proc/1/ns/pid"})
+	s.Mounts = []specs.Mount{{Destination: "/proc", Type: "proc", Source: "proc"}}
+	fs, err := rootfs.PlanFor(s, rootfs.Context{UserNS: true, JoinedPIDProc: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, prog := build(t, Config{Spec: s, FS: fs, JoinFDs: map[namespaces.Type]int{specs.PIDNamespace: 7}})
+	order(t, prog, "join pid namespace /proc/1/ns/pid", "make the helper undumpable", "fork a helper into the joined pid namespace",
+		"mount the proc of the joined pid namespace", "exit", "make this process dumpable again", "create a user namespace",
+		"mount the joined namespace's proc on /proc")
 }
