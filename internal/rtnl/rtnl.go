@@ -106,9 +106,9 @@ func (m *msg) nest(typ uint16, fill func()) {
 	binary.NativeEndian.PutUint16(m.b[start:], uint16(len(m.b)-start))
 }
 
-// do sends m and waits for its acknowledgement (or, with dump, collects
-// the replies).
-func (c *Conn) do(m *msg, dump bool) ([][]byte, error) {
+// do sends m and collects its replies until its acknowledgement (or, for
+// a dump, its end).
+func (c *Conn) do(m *msg) ([][]byte, error) {
 	seq := c.seq.Add(1)
 	binary.NativeEndian.PutUint32(m.b[0:], uint32(len(m.b)))
 	binary.NativeEndian.PutUint32(m.b[8:], seq)
@@ -146,9 +146,6 @@ func (c *Conn) do(m *msg, dump bool) ([][]byte, error) {
 				return replies, nil
 			default:
 				replies = append(replies, append([]byte(nil), r.Data...))
-				if !dump {
-					continue
-				}
 			}
 		}
 	}
@@ -184,7 +181,7 @@ type Link struct {
 func (c *Conn) LinkByName(name string) (Link, error) {
 	m := newMsg(unix.RTM_GETLINK, 0, &unix.IfInfomsg{Family: unix.AF_UNSPEC})
 	m.str(unix.IFLA_IFNAME, name)
-	replies, err := c.do(m, false)
+	replies, err := c.do(m)
 	if err != nil {
 		return Link{}, err
 	}
@@ -235,7 +232,7 @@ func (c *Conn) AddBridge(name string, mtu int) error {
 	m.str(unix.IFLA_IFNAME, name)
 	m.u32(unix.IFLA_MTU, uint32(mtu))
 	m.nest(unix.IFLA_LINKINFO, func() { m.str(unix.IFLA_INFO_KIND, "bridge") })
-	_, err := c.do(m, false)
+	_, err := c.do(m)
 	return err
 }
 
@@ -259,21 +256,21 @@ func (c *Conn) AddVeth(name string, mtu, master int, peer string, peerNS int) er
 			})
 		})
 	})
-	_, err := c.do(m, false)
+	_, err := c.do(m)
 	return err
 }
 
 // SetUp brings interface index up.
 func (c *Conn) SetUp(index int) error {
 	m := newMsg(unix.RTM_NEWLINK, 0, &unix.IfInfomsg{Family: unix.AF_UNSPEC, Index: int32(index), Flags: unix.IFF_UP, Change: unix.IFF_UP})
-	_, err := c.do(m, false)
+	_, err := c.do(m)
 	return err
 }
 
 // DelLink deletes interface index.
 func (c *Conn) DelLink(index int) error {
 	m := newMsg(unix.RTM_DELLINK, 0, &unix.IfInfomsg{Family: unix.AF_UNSPEC, Index: int32(index)})
-	_, err := c.do(m, false)
+	_, err := c.do(m)
 	return err
 }
 
@@ -300,7 +297,7 @@ func (c *Conn) AddAddr(index int, p netip.Prefix) error {
 	if a.Is4() {
 		m.attr(unix.IFA_BROADCAST, broadcast(p).AsSlice())
 	}
-	_, err := c.do(m, false)
+	_, err := c.do(m)
 	return err
 }
 
@@ -314,7 +311,7 @@ func broadcast(p netip.Prefix) netip.Addr {
 // Addrs lists the IPv4 addresses of every interface.
 func (c *Conn) Addrs() ([]netip.Prefix, error) {
 	m := newMsg(unix.RTM_GETADDR, unix.NLM_F_DUMP, &unix.IfAddrmsg{Family: unix.AF_INET})
-	replies, err := c.do(m, true)
+	replies, err := c.do(m)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +338,7 @@ func (c *Conn) AddDefaultRoute(index int, gw netip.Addr) error {
 		Scope: unix.RT_SCOPE_UNIVERSE, Type: unix.RTN_UNICAST})
 	m.attr(unix.RTA_GATEWAY, gw.AsSlice())
 	m.u32(unix.RTA_OIF, uint32(index))
-	_, err := c.do(m, false)
+	_, err := c.do(m)
 	return err
 }
 
@@ -363,7 +360,7 @@ func (c *Conn) SetRouteLocalnet(index int) error {
 			})
 		})
 	})
-	_, err := c.do(m, false)
+	_, err := c.do(m)
 	return err
 }
 
@@ -377,6 +374,6 @@ func (c *Conn) SetHairpin(index int) error {
 	m.nest(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, func() {
 		m.attr(unix.IFLA_BRPORT_MODE, []byte{1})
 	})
-	_, err := c.do(m, false)
+	_, err := c.do(m)
 	return err
 }
