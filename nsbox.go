@@ -192,7 +192,7 @@ func checkBindSources(fs *rootfs.Plan) error {
 	for i := range fs.Mounts {
 		m := &fs.Mounts[i]
 		if m.Kind != rootfs.Bind || m.Cgroups {
-			continue // the box's cgroups are being made meanwhile
+			continue // the box's cgroups: made by nsbox, checked where made
 		}
 		fi, err := os.Stat(m.Source)
 		if err != nil {

@@ -100,14 +100,8 @@ func cmdList(g *global, args []string) int {
 }
 
 func ownerName(uid int) string {
-	b, err := os.ReadFile("/etc/passwd")
-	if err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Split(line, ":")
-			if len(f) > 2 && f[2] == strconv.Itoa(uid) {
-				return f[0]
-			}
-		}
+	if name, ok := passwdNames()[uid]; ok {
+		return name
 	}
 	return "#" + strconv.Itoa(uid)
 }

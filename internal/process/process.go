@@ -269,10 +269,11 @@ func (p *Process) reply(fd int, r *setup.Result, hooks Hooks, trees, goOn bool) 
 			unix.Close(t)
 		}
 	}()
-	for i := range r.Trees.Trees {
-		if !trees {
-			break
-		}
+	n := 0
+	if trees {
+		n = len(r.Trees.Trees)
+	}
+	for i := range n {
 		tfd, err := hooks.MakeTree(i, p.Pid)
 		if err != nil {
 			unix.Sendmsg(fd, []byte{1}, nil, nil, 0)
